@@ -1,0 +1,35 @@
+# Two entry points, each installing what it needs on a fresh machine:
+#   make demo   the main job
+#   make test   the offline test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test ffmpeg benchmark clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# torchcodec loads the system FFmpeg libraries; PyAV brings its own, so this is best effort when not root.
+ffmpeg:
+	@if ! ldconfig -p 2>/dev/null | grep -q libavcodec; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+		else echo "FFmpeg libraries missing and not root: torchcodec will be unavailable, PyAV is used instead"; fi; \
+	fi
+
+demo: $(STAMP) ffmpeg
+	HF_HUB_OFFLINE=1 $(PY) examples/demo.py
+
+test: $(STAMP) ffmpeg
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --timeout 900 tests
+
+benchmark: $(STAMP) ffmpeg
+	$(PY) benchmarks/model_cpu.py
+
+clean:
+	rm -rf $(VENV) outputs
