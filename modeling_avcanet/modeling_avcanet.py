@@ -527,6 +527,32 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
 
         return term(logits) + config.auxiliary_loss_weight * (term(audio_logits, has_audio) + term(visual_logits))
 
+    @classmethod
+    def from_pretrained_backbones(cls, visual=None, audio=None, config: AVCANetConfig | None = None, **config_kwargs):
+        r"""
+        A new model whose branches start from pretrained backbones, the rest (projections, fusion, classifier) fresh;
+        save it with `save_pretrained` and fine-tune.
+
+        Args:
+            visual (*optional*):
+                torchvision's `Swin3D_T_Weights.KINETICS400_V1` or a local swin3d state-dict file; a 2-D Swin
+                checkpoint (transformers folder or hub id, or the original `.pth`), inflated to 3-D as the authors
+                did; or, for the `vision_config` branch, a transformers video model folder or hub id (when `config`
+                has no `vision_config`, the model's config is taken, set to one segment's frames and size).
+            audio (*optional*):
+                torchvision's `ResNet34_Weights.IMAGENET1K_V1` or a local ResNet state-dict file; its RGB stem is
+                adapted to the one-channel audio stem and its `fc` is unused.
+            config (`AVCANetConfig`, *optional*), **config_kwargs:
+                The configuration, or the keyword arguments of one.
+
+        Returns:
+            `(model, report)`: the model in eval mode, and a `BackboneLoadingReport` listing every tensor loaded,
+            adapted (with how) or left fresh, and every source tensor left unused (`print(report)`).
+        """
+        from .backbone_weights import load_pretrained_backbones
+
+        return load_pretrained_backbones(cls, visual=visual, audio=audio, config=config, **config_kwargs)
+
 
 __all__ = [
     "AVCANetPreTrainedModel",

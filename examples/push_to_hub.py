@@ -1,0 +1,107 @@
+"""
+Write the model card of a trained AV-CANet folder and upload the folder (weights, processor, code, card, confusion
+matrix) to the Hub as one commit. `examples/train.py --push_to_hub --hub_model_id org/name` calls this at the end;
+run it alone to push a folder trained earlier:
+
+    python examples/push_to_hub.py outputs/avcanet-demo org/avcanet-demo
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+
+CARD_TEMPLATE = """
+# {model_name}
+
+AV-CANet (eMotions, Wu et al.) for audio-visual emotion recognition in short videos: a Video Swin branch and a
+ResNet audio branch fused by the Local-Global Fusion module, trained with the EP-CE loss.
+
+```python
+from transformers import AutoModelForVideoClassification, AutoProcessor
+
+model = AutoModelForVideoClassification.from_pretrained("{repo_id}", trust_remote_code=True)
+processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
+inputs = processor(videos=["clip.mp4"])  # frames and log-mel audio from the same file
+print(model.config.id2label[model(**inputs).logits.argmax(-1).item()])
+```
+
+## Labels
+
+| id | label | polarity |
+|---|---|---|
+{label_rows}
+
+## Results on the test split
+
+| metric | value |
+|---|---|
+{metric_rows}
+
+![confusion matrix]({confusion_matrix_file})
+"""
+
+
+def write_model_card(output_dir, config, metrics: dict, confusion_matrix_file: str, repo_id: str | None = None) -> Path:
+    """`README.md` in `output_dir`: pipeline tag, label set with polarities, metrics table and confusion matrix."""
+    output_dir = Path(output_dir)
+    repo_id = repo_id or output_dir.name
+    polarities = config.label_polarities or {}
+    label_rows = "\n".join(
+        f"| {index} | {label} | {polarities.get(label, '-')} |" for index, label in sorted(config.id2label.items())
+    )
+    metric_rows = "\n".join(
+        f"| {name.removeprefix('test_')} | {value:.4f} |" for name, value in metrics.items() if isinstance(value, float)
+    )
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="video-classification",
+        tags=["avcanet", "emotion-recognition", "audio-visual", "video-classification", "custom_code"],
+        metrics=["accuracy", "f1", "recall"],
+    )
+    content = f"---\n{card_data.to_yaml()}\n---\n" + CARD_TEMPLATE.format(
+        model_name=repo_id,
+        repo_id=repo_id,
+        label_rows=label_rows,
+        metric_rows=metric_rows,
+        confusion_matrix_file=confusion_matrix_file,
+    )
+    path = output_dir / "README.md"
+    ModelCard(content).save(path)
+    return path
+
+
+def push_folder_to_hub(output_dir, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
+    """Upload everything the trained folder needs to be used, in one commit; checkpoints and logs stay local."""
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(output_dir),
+        commit_message="Upload AV-CANet",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "data/**", "runs/**", "*.pt"],
+    )
+    return repo_id
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a folder saved by examples/train.py")
+    parser.add_argument("repo_id", help="the Hub repository, e.g. org/avcanet-emotions")
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args()
+
+    from modeling_avcanet import AVCANetConfig
+
+    folder = Path(args.folder)
+    config = AVCANetConfig.from_pretrained(folder)
+    results = folder / "test_results.json"
+    metrics = json.loads(results.read_text()) if results.exists() else {}
+    write_model_card(folder, config, metrics, "confusion_matrix.png", repo_id=args.repo_id)
+    print(push_folder_to_hub(folder, args.repo_id, args.token, args.private))
+
+
+if __name__ == "__main__":
+    main()

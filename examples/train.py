@@ -1,0 +1,222 @@
+"""
+Fine-tune AV-CANet with `transformers.Trainer` and the EP-CE loss.
+
+With no arguments it generates the synthetic audio-visual set, trains a CPU-sized AV-CANet on it, evaluates it on the
+held-out test split and saves a folder (model, processor, code, model card, confusion matrix) that loads anywhere
+with `trust_remote_code=True`:
+
+    python examples/train.py
+    python examples/train.py --dataset_dir data/emotions --model_size paper --init_from outputs/avcanet-pretrained
+    accelerate launch --config_file examples/accelerate/ddp_multi_gpu.yaml examples/train.py --dataset_dir ...
+
+Every `TrainingArguments` flag works (`--per_device_train_batch_size`, `--gradient_accumulation_steps`,
+`--dataloader_num_workers`, `--metric_for_best_model macro_f1`, `--bf16`, ...). A run killed mid-way resumes from
+the last checkpoint in `--output_dir` when started again with the same command.
+"""
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict, load_from_disk
+from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from dataset_scripts import generate_synthetic, read_label_polarities
+from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
+from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
+from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
+from processing import AVCANetProcessor
+from push_to_hub import push_folder_to_hub, write_model_card
+
+logger = logging.getLogger("avcanet.train")
+
+# A model small enough to learn the synthetic set on two CPU cores in a few minutes; same architecture, fewer units.
+CPU_DEMO_SIZES = dict(
+    num_segments=4,
+    frames_per_segment=4,
+    image_size=32,
+    swin_embed_dim=24,
+    swin_depths=[1, 1],
+    swin_num_heads=[2, 4],
+    swin_window_size=[2, 4, 4],
+    num_mel_bins=32,
+    audio_frames_per_segment=16,
+    audio_resnet_layers=[1, 1, 1, 1],
+    hidden_size=64,
+    num_attention_heads=4,
+    intermediate_size=64,
+    num_pyramid_levels=2,
+    global_num_attention_heads=4,
+)
+
+# Defaults of the no-argument demo; anything given on the command line comes later and wins.
+DEMO_DEFAULTS = [
+    "--output_dir", "outputs/avcanet-demo",
+    "--num_train_epochs", "8",
+    "--per_device_train_batch_size", "8",
+    "--per_device_eval_batch_size", "16",
+    "--learning_rate", "1e-3",
+    "--warmup_steps", "5",
+    "--weight_decay", "0.02",
+    "--eval_strategy", "epoch",
+    "--save_strategy", "epoch",
+    "--save_total_limit", "2",
+    "--load_best_model_at_end", "true",
+    "--metric_for_best_model", "accuracy",
+    "--logging_steps", "5",
+    "--report_to", "none",
+    "--seed", "1",
+    "--use_cpu", "true",
+]  # fmt: skip
+
+
+@dataclass
+class DataArguments:
+    dataset_dir: str | None = field(
+        default=None,
+        metadata={"help": "A data set saved by a `dataset_scripts` command (with label_polarities.json). "
+                  "Default: generate the synthetic set into <output_dir>/data."},
+    )  # fmt: skip
+    train_split: str = "train"
+    eval_split: str = "validation"
+    test_split: str = field(default="test", metadata={"help": "Evaluated after training when present."})
+    synthetic_train_per_class: int = 24
+    synthetic_eval_per_class: int = 6
+    synthetic_test_per_class: int = 10
+
+
+@dataclass
+class ModelArguments:
+    model_size: str = field(default="cpu-demo", metadata={"help": "'cpu-demo' (small) or 'paper' (the paper's sizes)."})
+    init_from: str | None = field(
+        default=None, metadata={"help": "A save_pretrained folder or Hub id to start from (e.g. converted backbones)."}
+    )
+    classification_loss: str = field(default="ep_ce", metadata={"help": "'ep_ce' or 'ce'."})
+    auxiliary_loss_weight: float = 1.0
+
+
+def load_data(data_args: DataArguments, output_dir: str) -> tuple[DatasetDict, dict[str, str]]:
+    if data_args.dataset_dir is not None:
+        return load_from_disk(data_args.dataset_dir), read_label_polarities(data_args.dataset_dir)
+    videos_per_class = {
+        "train": data_args.synthetic_train_per_class,
+        "validation": data_args.synthetic_eval_per_class,
+        "test": data_args.synthetic_test_per_class,
+    }
+    dataset = generate_synthetic(Path(output_dir) / "data", videos_per_class=videos_per_class, seed=0)
+    return dataset, SYNTHETIC_LABEL_POLARITIES
+
+
+def build_model(model_args: ModelArguments, label_polarities: dict[str, str]) -> AVCANetForVideoClassification:
+    label_settings = dict(
+        label_polarities=label_polarities,
+        id2label=dict(enumerate(label_polarities)),
+        label2id={label: index for index, label in enumerate(label_polarities)},
+        classification_loss=model_args.classification_loss,
+        auxiliary_loss_weight=model_args.auxiliary_loss_weight,
+    )
+    if model_args.init_from is not None:
+        return AVCANetForVideoClassification.from_pretrained(
+            model_args.init_from, ignore_mismatched_sizes=True, **label_settings
+        )
+    sizes = {"cpu-demo": CPU_DEMO_SIZES, "paper": {}}[model_args.model_size]
+    return AVCANetForVideoClassification(AVCANetConfig(**sizes, **label_settings))
+
+
+def video_source(video: dict):
+    """What a `Video(decode=False)` cell holds: the processor reads bytes in memory, or the file."""
+    return video["bytes"] if video.get("bytes") else video["path"]
+
+
+def processing_transform(processor: AVCANetProcessor, training: bool):
+    """On-the-fly decoding for `Dataset.with_transform`: random windows and crops in training, centre ones otherwise."""
+
+    def transform(batch):
+        inputs = processor(videos=[video_source(video) for video in batch["video"]], training=training)
+        inputs["labels"] = torch.tensor(batch["label"])
+        return dict(inputs)
+
+    return transform
+
+
+class SaveProcessorCallback(TrainerCallback):
+    """
+    Saves the processor into every checkpoint, so each one runs on raw videos by itself. (Passing a processor without
+    a tokenizer as Trainer's `processing_class` fails in transformers 5.23: `align_special_tokens` reads its
+    `.tokenizer`.)
+    """
+
+    def __init__(self, processor: AVCANetProcessor):
+        self.processor = processor
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.processor.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+
+def main(argv: list[str] | None = None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
+    data_args, model_args, training_args = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + argv)
+    # on-the-fly decoding needs the raw `video` column that Trainer would otherwise drop
+    training_args.remove_unused_columns = False
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push our own card, once, at the end
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=logging.INFO)
+    set_seed(training_args.seed)
+
+    with training_args.main_process_first(desc="preparing the data set"):
+        dataset, label_polarities = load_data(data_args, training_args.output_dir)
+    model = build_model(model_args, label_polarities)
+    processor = AVCANetProcessor.from_model_config(model.config)
+
+    train_dataset = dataset[data_args.train_split].with_transform(processing_transform(processor, training=True))
+    eval_dataset = dataset[data_args.eval_split].with_transform(processing_transform(processor, training=False))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        compute_metrics=make_compute_metrics(model.config.id2label, model.config.label_polarities),
+        callbacks=[SaveProcessorCallback(processor)],
+    )
+
+    last_checkpoint = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+    resume_from = training_args.resume_from_checkpoint or last_checkpoint
+    if resume_from is not None:
+        logger.info("Resuming from %s", resume_from)
+    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model()  # best model (load_best_model_at_end) and its code, into output_dir
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(training_args.output_dir)
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+
+    if data_args.test_split in dataset:
+        test_dataset = dataset[data_args.test_split].with_transform(processing_transform(processor, training=False))
+        prediction = trainer.predict(test_dataset, metric_key_prefix="test")
+        trainer.log_metrics("test", prediction.metrics)
+        trainer.save_metrics("test", prediction.metrics)
+        if trainer.is_world_process_zero():
+            report_test_set(trainer, prediction, training_args.output_dir, training_args.hub_model_id)
+            if push_to_hub:
+                push_folder_to_hub(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
+    return trainer
+
+
+def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str | None) -> None:
+    """The confusion matrix (PNG and JSON) and the model card of the saved folder."""
+    config = trainer.model.config
+    label_names = [config.id2label[index] for index in range(config.num_labels)]
+    fused_logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    matrix = confusion_matrix(prediction.label_ids, fused_logits.argmax(-1), config.num_labels)
+    save_confusion_matrix(matrix, label_names, Path(output_dir) / "confusion_matrix.png")
+    (Path(output_dir) / "confusion_matrix.json").write_text(json.dumps({"labels": label_names, "matrix": matrix.tolist()}))
+    write_model_card(output_dir, config, prediction.metrics, "confusion_matrix.png", repo_id=repo_id)
+
+
+if __name__ == "__main__":
+    main()
