@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData
 
 CARD_TEMPLATE = """
 # {model_name}
@@ -72,16 +72,28 @@ def write_model_card(output_dir, config, metrics: dict, confusion_matrix_file: s
     return path
 
 
+def files_to_upload(output_dir) -> list[Path]:
+    """What a user of the model needs: weights, config, code, processor, card, results; not checkpoints or data."""
+    output_dir = Path(output_dir)
+    left_local = ("checkpoint-", "data", "runs")
+    return sorted(
+        path
+        for path in output_dir.rglob("*")
+        if path.is_file()
+        and not path.relative_to(output_dir).parts[0].startswith(left_local)
+        and path.suffix not in (".pt", ".bin")
+    )
+
+
 def push_folder_to_hub(output_dir, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
-    """Upload everything the trained folder needs to be used, in one commit; checkpoints and logs stay local."""
+    """Upload the trained folder's files (`files_to_upload`) to `repo_id` in one commit; returns the repository id."""
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(output_dir),
-        commit_message="Upload AV-CANet",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "data/**", "runs/**", "*.pt"],
-    )
+    operations = [
+        CommitOperationAdd(path_in_repo=path.relative_to(output_dir).as_posix(), path_or_fileobj=str(path))
+        for path in files_to_upload(output_dir)
+    ]
+    api.create_commit(repo_id=repo_id, operations=operations, commit_message="Upload AV-CANet")
     return repo_id
 
 
