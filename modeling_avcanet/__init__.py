@@ -28,3 +28,13 @@ __all__ = [
     "AVCANetVideoClassifierOutput",
     "ep_ce_loss",
 ]
+
+# The processor lives in `processing/` (its own remote-code files); re-exported so the public API imports from here.
+from processing import (  # noqa: E402
+    AVCANetFeatureExtractor,
+    AVCANetProcessor,
+    AVCANetVideoProcessor,
+    VideoDecodingError,
+)
+
+__all__ += ["AVCANetFeatureExtractor", "AVCANetProcessor", "AVCANetVideoProcessor", "VideoDecodingError"]

@@ -1,0 +1,172 @@
+"""The AV-CANet processor: frames and time-aligned log-mel audio from the same videos, in one call."""
+
+import torch
+
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .feature_extraction_avcanet import AVCANetFeatureExtractor, to_mono_waveform
+from .frame_sampling import audio_window_starts
+from .video_decoding import is_single_video, open_video, single_torch_thread
+from .video_processing_avcanet import AVCANetVideoProcessor
+
+
+class AVCANetProcessor(ProcessorMixin):
+    r"""
+    Builds every input of `AVCANetForVideoClassification` from videos: `pixel_values_videos` from the video processor
+    and `input_features` + `audio_mask` from the feature extractor, with audio segment `i` centred on the moment the
+    frames of visual segment `i` show (in training too, where those frames are random).
+
+    Each video is opened once: its sampled frames are decoded, then only the audio windows next to them. Without
+    `audio=`, the audio comes from the video file itself; a file without an audio track is valid and gets silent
+    features with `audio_mask` 0.
+
+    Args:
+        video_processor (`AVCANetVideoProcessor`, *optional*):
+            Frame sampling and spatial processing; the defaults when not given.
+        feature_extractor (`AVCANetFeatureExtractor`, *optional*):
+            Log-mel features; the defaults when not given. Both must use the same `num_segments`.
+
+    Example:
+
+    ```python
+    >>> processor = AVCANetProcessor()
+    >>> inputs = processor(videos=["clip.mp4"])  # eval mode: centre windows and crops
+    >>> logits = model(**inputs).logits
+    ```
+    """
+
+    def __init__(
+        self,
+        video_processor: AVCANetVideoProcessor | None = None,
+        feature_extractor: AVCANetFeatureExtractor | None = None,
+        **kwargs,
+    ):
+        video_processor = video_processor if video_processor is not None else AVCANetVideoProcessor()
+        feature_extractor = feature_extractor if feature_extractor is not None else AVCANetFeatureExtractor()
+        if video_processor.num_segments != feature_extractor.num_segments:
+            raise ValueError(
+                f"The video processor cuts videos into {video_processor.num_segments} segments but the feature "
+                f"extractor into {feature_extractor.num_segments}: they must agree."
+            )
+        super().__init__(video_processor, feature_extractor, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # Load the two sub-processors with their own classes rather than through the Auto classes, so that
+        # `AVCANetProcessor.from_pretrained` needs no `trust_remote_code` for code it already has.
+        kwargs.pop("trust_remote_code", None)
+        return [
+            AVCANetVideoProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
+            AVCANetFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs),
+        ]
+
+    @classmethod
+    def from_model_config(cls, config, **video_processor_kwargs) -> "AVCANetProcessor":
+        """A processor whose sizes match a model config (anything with `num_segments`, `frames_per_segment`,
+        `image_size`, `num_mel_bins` and `audio_frames_per_segment`)."""
+        video_processor = AVCANetVideoProcessor(
+            num_segments=config.num_segments,
+            frames_per_segment=config.frames_per_segment,
+            size={"shortest_edge": config.image_size},
+            crop_size={"height": config.image_size, "width": config.image_size},
+            **video_processor_kwargs,
+        )
+        feature_extractor = AVCANetFeatureExtractor(
+            feature_size=config.num_mel_bins,
+            num_segments=config.num_segments,
+            audio_frames_per_segment=config.audio_frames_per_segment,
+        )
+        return cls(video_processor, feature_extractor)
+
+    def __call__(
+        self,
+        videos=None,
+        audio=None,
+        sampling_rate: int | None = None,
+        training: bool = False,
+        generator: torch.Generator | None = None,
+        return_tensors: str | None = "pt",
+    ) -> BatchFeature:
+        """
+        Args:
+            videos: one video or a list of them: paths, bytes, binary file objects, torchcodec `VideoDecoder`s, or
+                decoded frames (`(T, H, W, C)` uint8 arrays or tensors, lists of PIL images).
+            audio: optional, one waveform per video (1-D or `(channels, samples)` arrays or tensors, `{"array",
+                "sampling_rate"}` dicts, torchcodec `AudioDecoder`s, or `None` for a clip without audio), used instead
+                of the files' audio tracks. A waveform starts with its video; decoded frames are taken to span their
+                waveform evenly.
+            sampling_rate: rate of the arrays and tensors in `audio`.
+            training: random segment windows, crops and augmentation (drawn once per video) instead of the
+                deterministic centre ones.
+            generator: the random source in training; the global torch RNG when `None`.
+            return_tensors: `"pt"` (default) or `"np"`.
+
+        Returns:
+            `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
+            float32, `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
+            `audio_mask` `(batch,)` int64.
+        """
+        if videos is None:
+            raise ValueError("AVCANetProcessor needs `videos`.")
+        batched = not is_single_video(videos)
+        videos = list(videos) if batched else [videos]
+        if not videos:
+            raise ValueError("No videos given.")
+        if audio is not None:
+            audio = list(audio) if batched else [audio]
+            if len(audio) != len(videos):
+                raise ValueError(f"Got {len(audio)} audio clips for {len(videos)} videos.")
+
+        pixel_values, input_features, audio_mask = [], [], []
+        with single_torch_thread():
+            for index, video in enumerate(videos):
+                given = audio[index] if audio is not None else None
+                clip, features, has_audio = self._process_one(
+                    video, given, audio is not None, sampling_rate, training, generator
+                )
+                pixel_values.append(clip.pixel_values)
+                input_features.append(features)
+                audio_mask.append(has_audio)
+
+        data = {
+            "pixel_values_videos": torch.stack(pixel_values),  # (B, S * T, C, H, W)
+            "input_features": torch.stack(input_features),  # (B, n_mels, S * F)
+            "audio_mask": torch.tensor(audio_mask, dtype=torch.long),  # (B,)
+        }
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _process_one(self, video, audio, audio_given: bool, sampling_rate, training, generator):
+        """Frames and audio features of one video, opening it once. With `audio_given`, `audio` (possibly `None`:
+        no audio) replaces the file's track."""
+        waveform, rate = to_mono_waveform(audio, sampling_rate) if audio is not None else (None, None)
+        span = len(waveform) / (rate or self.feature_extractor.sampling_rate) if waveform is not None else None
+        with open_video(video, self.video_processor.decoder_threads, clip_duration=span) as reader:
+            clip = self.video_processor.sample_clip(reader, training=training, generator=generator)
+            if audio_given:
+                features, has_audio = self._features_from_waveform(waveform, rate, clip)
+            else:
+                features, has_audio = self._features_from_reader(reader, clip)
+        return clip, features, has_audio
+
+    def _features_from_waveform(self, waveform, rate, clip) -> tuple[torch.Tensor, int]:
+        if waveform is None:
+            return self.feature_extractor.silence(), 0
+        features = self.feature_extractor(
+            waveform,
+            sampling_rate=rate,
+            segment_centers=[clip.segment_centers],
+            clip_durations=[clip.clip_duration],
+        )
+        return features["input_features"][0], 1
+
+    def _features_from_reader(self, reader, clip) -> tuple[torch.Tensor, int]:
+        if not reader.has_audio:
+            return self.feature_extractor.silence(), 0
+        extractor = self.feature_extractor
+        starts = audio_window_starts(clip.segment_centers, extractor.window_duration, clip.clip_duration)
+        windows = reader.read_audio_windows(starts, extractor.window_samples, extractor.sampling_rate)
+        return extractor.features_from_windows(windows), 1
+
+
+__all__ = ["AVCANetProcessor"]

@@ -1,0 +1,219 @@
+"""Video processor of AV-CANet: segment sampling, decoding of only the sampled frames, crops and augmentation."""
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torchvision.transforms.v2.functional as tvF
+
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import PILImageResampling, SizeDict
+from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.video_processing_utils import BaseVideoProcessor
+
+from .errors import VideoDecodingError
+from .frame_sampling import sample_segment_positions, segment_window_centers
+from .video_decoding import AVCANetVideoReader, FrameDecodingFailed, is_single_video, open_video, single_torch_thread
+
+
+AUTHORS_MEAN = [100 / 255] * 3  # the release normalises as x / 255 - 100 / 255 (spec §3.3)
+AUTHORS_STD = [1.0] * 3
+
+# Training augmentation of the release (`transforms/spatial.py`), drawn once per video.
+CROP_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
+AUGMENT_PROBABILITY = 0.3
+AUGMENTATIONS = ("hflip", "rotate", "brightness")
+MAX_ROTATION_DEGREES = 20.0
+BRIGHTNESS_RANGE = (0.5, 1.0)
+
+
+class AVCANetVideoProcessorKwargs(VideosKwargs, total=False):
+    r"""
+    num_segments (`int`, *optional*, defaults to 16):
+        Temporal segments per video (the model's `num_segments`).
+    frames_per_segment (`int`, *optional*, defaults to 8):
+        Consecutive frames sampled in each segment (the model's `frames_per_segment`).
+    decoder_threads (`int`, *optional*, defaults to 0):
+        FFmpeg threads per decoder; 0 lets FFmpeg choose. Use 1 when several DataLoader workers decode at once.
+    """
+
+    num_segments: int
+    frames_per_segment: int
+    decoder_threads: int
+
+
+@dataclass
+class AVCANetSpatialAugmentation:
+    """The random spatial choices of one training video, applied identically to all its frames."""
+
+    crop_position: str  # one of CROP_POSITIONS
+    operation: str | None  # one of AUGMENTATIONS, or None
+    amount: float  # degrees for "rotate", factor for "brightness"
+
+    @classmethod
+    def draw(cls, generator: torch.Generator | None = None) -> "AVCANetSpatialAugmentation":
+        crop_position = CROP_POSITIONS[int(torch.randint(len(CROP_POSITIONS), (), generator=generator))]
+        operation, amount = None, 0.0
+        if float(torch.rand((), generator=generator)) < AUGMENT_PROBABILITY:
+            operation = AUGMENTATIONS[int(torch.randint(len(AUGMENTATIONS), (), generator=generator))]
+            uniform = float(torch.rand((), generator=generator))
+            if operation == "rotate":
+                amount = MAX_ROTATION_DEGREES * (2 * uniform - 1)
+            elif operation == "brightness":
+                amount = BRIGHTNESS_RANGE[0] + (BRIGHTNESS_RANGE[1] - BRIGHTNESS_RANGE[0]) * uniform
+        return cls(crop_position, operation, amount)
+
+
+@dataclass
+class AVCANetSampledClip:
+    """One video's model input, with the timing the audio windows are aligned to."""
+
+    pixel_values: torch.Tensor  # (S * T, C, H, W) float32
+    segment_centers: torch.Tensor  # (S,) float64, seconds on the looped clip's timeline
+    clip_duration: float  # seconds, the loop period
+
+
+class AVCANetVideoProcessor(BaseVideoProcessor):
+    r"""
+    Turns videos into AV-CANet's `pixel_values_videos`: `num_segments` windows of `frames_per_segment` consecutive
+    frames (the release's TSN sampling, see `frame_sampling`), decoded by seeking so only those frames are decoded,
+    upright, cropped to `crop_size` and normalised.
+
+    Spatial processing, applied to uint8 frames segment by segment (so a 4K video never holds more than one
+    segment at full size):
+    - evaluation (default): resize the short side to `size["shortest_edge"]` (`do_resize`), then centre-crop
+      `crop_size` (`do_center_crop`);
+    - training (`training=True`): a square crop of side min(height, width) at the centre or a corner, resized to
+      `crop_size`, then with probability 0.3 one of horizontal flip, rotation by U(-20, 20) degrees or brightness
+      factor U(0.5, 1); every random choice is drawn once per video.
+
+    Normalisation defaults to the authors' `x / 255 - 100 / 255` (`image_mean = 100 / 255`, `image_std = 1`); use
+    ImageNet or Kinetics statistics with backbones pretrained on them.
+
+    Accepted videos: a path, bytes, a binary file object, a torchcodec `VideoDecoder` (a `datasets` `Video` column),
+    or decoded frames (a `(T, H, W, C)` uint8 array or tensor, or a list of PIL images); one or a list of them.
+    """
+
+    resample = PILImageResampling.BILINEAR
+    size = {"shortest_edge": 112}
+    crop_size = {"height": 112, "width": 112}
+    do_resize = True
+    do_center_crop = True
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = AUTHORS_MEAN
+    image_std = AUTHORS_STD
+    num_segments = 16
+    frames_per_segment = 8
+    decoder_threads = 0
+    valid_kwargs = AVCANetVideoProcessorKwargs
+    model_input_names = ["pixel_values_videos"]
+
+    def __init__(self, **kwargs: Unpack[AVCANetVideoProcessorKwargs]):
+        super().__init__(**kwargs)
+
+    def preprocess(
+        self,
+        videos,
+        training: bool = False,
+        generator: torch.Generator | None = None,
+        return_tensors: str | None = "pt",
+    ) -> BatchFeature:
+        """
+        Args:
+            videos: one video or a list of them (see the class docstring for the kinds accepted).
+            training: sample random windows and crops with augmentation instead of the deterministic centre ones.
+            generator: the random source in training; the global torch RNG when `None` (so DataLoader workers,
+                which torch seeds differently, draw differently).
+            return_tensors: `"pt"` (default) or `"np"`.
+
+        Returns:
+            `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
+            float32.
+        """
+        videos = [videos] if is_single_video(videos) else list(videos)
+        if not videos:
+            raise ValueError("No videos given.")
+        clips = []
+        with single_torch_thread():
+            for video in videos:
+                with open_video(video, self.decoder_threads) as reader:
+                    clips.append(self.sample_clip(reader, training=training, generator=generator).pixel_values)
+        return BatchFeature(data={"pixel_values_videos": torch.stack(clips)}, tensor_type=return_tensors)
+
+    def sample_clip(
+        self, reader: AVCANetVideoReader, training: bool = False, generator: torch.Generator | None = None
+    ) -> AVCANetSampledClip:
+        """Sample, decode and transform one opened video.
+
+        A file whose tail does not decode (cut off during a download, with its index at the front) is sampled again
+        over the frames that do decode, with a warning.
+        """
+        try:
+            return self._sample_clip(reader, training, generator)
+        except FrameDecodingFailed:
+            listed = reader.num_frames
+            decodable = reader.decodable_prefix()
+            warnings.warn(
+                f"Video {reader.name}: frames {decodable} to {listed - 1} cannot be decoded; sampling frames 0 to "
+                f"{decodable - 1} only.",
+                stacklevel=3,
+            )
+        try:
+            return self._sample_clip(reader, training, generator)
+        except FrameDecodingFailed as error:
+            raise VideoDecodingError(reader.name, f"frames fail to decode ({error})") from error
+
+    def _sample_clip(self, reader: AVCANetVideoReader, training: bool, generator: torch.Generator | None):
+        positions = sample_segment_positions(
+            reader.num_frames, self.num_segments, self.frames_per_segment, training, generator
+        )  # (S, T)
+        augmentation = AVCANetSpatialAugmentation.draw(generator) if training else None
+        segments, timestamps, durations = [], [], []
+        for window in positions:
+            decoded = reader.get_frames((window % reader.num_frames).tolist())
+            segments.append(self._transform(decoded.frames, augmentation))  # (T, C, H', W') uint8
+            timestamps.append(decoded.timestamps)
+            durations.append(decoded.durations)
+        frames = torch.cat(segments)  # (S * T, C, H', W') uint8
+        pixel_values = self.rescale_and_normalize(
+            frames, self.do_rescale, self.rescale_factor, self.do_normalize, self.image_mean, self.image_std
+        )
+        centers = segment_window_centers(
+            positions, torch.stack(timestamps), torch.stack(durations), reader.num_frames, reader.clip_duration
+        )
+        return AVCANetSampledClip(pixel_values.to(torch.float32), centers, reader.clip_duration)
+
+    def _transform(self, frames: torch.Tensor, augmentation: AVCANetSpatialAugmentation | None) -> torch.Tensor:
+        """Crop, resize (and in training augment) uint8 frames `(T, C, H, W)`."""
+        if augmentation is None:
+            if self.do_resize:
+                frames = self.resize(frames, size=self.size, resample=self.resample)
+            if self.do_center_crop:
+                frames = self.center_crop(frames, self.crop_size)
+            return frames
+
+        height, width = frames.shape[-2:]
+        side = min(height, width)
+        top, left = {
+            "center": ((height - side) // 2, (width - side) // 2),
+            "top_left": (0, 0),
+            "top_right": (0, width - side),
+            "bottom_left": (height - side, 0),
+            "bottom_right": (height - side, width - side),
+        }[augmentation.crop_position]
+        frames = frames[..., top : top + side, left : left + side]
+        frames = self.resize(
+            frames, size=SizeDict(height=self.crop_size.height, width=self.crop_size.width), resample=self.resample
+        )
+        if augmentation.operation == "hflip":
+            frames = tvF.horizontal_flip(frames)
+        elif augmentation.operation == "rotate":
+            frames = tvF.rotate(frames, augmentation.amount, interpolation=tvF.InterpolationMode.BILINEAR)
+        elif augmentation.operation == "brightness":
+            frames = tvF.adjust_brightness(frames, augmentation.amount)
+        return frames
+
+
+__all__ = ["AVCANetVideoProcessor"]

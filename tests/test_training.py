@@ -1,0 +1,217 @@
+"""examples/train.py end to end on the synthetic set: learning, resuming after a kill, remote-code reload, predict,
+two gloo processes, and pushing to the Hub with the client patched."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(REPO / "examples" / "train.py")]
+SMALL_RUN = [
+    "--synthetic_train_per_class", "4",  # 16 training videos: 4 steps per epoch at batch 4
+    "--synthetic_eval_per_class", "1",
+    "--synthetic_test_per_class", "2",
+    "--per_device_train_batch_size", "4",
+    "--per_device_eval_batch_size", "8",
+    "--eval_strategy", "no",
+    "--load_best_model_at_end", "false",
+    "--save_strategy", "steps",
+    "--logging_steps", "1",
+    "--dataloader_num_workers", "0",
+    "--use_cpu", "true",
+]  # fmt: skip
+
+
+def environment(tmp_path: Path) -> dict:
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "PYTHONPATH": str(REPO),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def train(tmp_path: Path, output_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    command = TRAIN + ["--output_dir", str(output_dir), *SMALL_RUN, *arguments]
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result
+
+
+def training_losses(folder: Path) -> list[float]:
+    state = json.loads((folder / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("trained")
+    output_dir = tmp_path / "run"
+    train(tmp_path, output_dir, "--max_steps", "30", "--save_steps", "30", "--learning_rate", "1e-3", "--warmup_steps", "2",
+          "--synthetic_train_per_class", "8", "--per_device_train_batch_size", "8")  # fmt: skip
+    return output_dir
+
+
+def test_training_lowers_the_loss_and_saves_a_complete_folder(trained):
+    losses = training_losses(trained / "checkpoint-30")
+    assert len(losses) == 30
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
+    saved = {path.name for path in trained.iterdir()}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "configuration_avcanet.py",
+        "modeling_avcanet.py",
+        "processing_avcanet.py",
+        "README.md",
+        "confusion_matrix.png",
+        "test_results.json",
+    }
+    assert expected <= saved, expected - saved
+    results = json.loads((trained / "test_results.json").read_text())
+    for key in ("test_accuracy", "test_macro_f1", "test_uar", "test_polarity_accuracy", "test_audio_accuracy",
+                "test_without_audio_accuracy", "test_without_video_accuracy"):  # fmt: skip
+        assert 0.0 <= results[key] <= 1.0, key
+    card = (trained / "README.md").read_text()
+    assert "pipeline_tag: video-classification" in card
+    assert all(label in card for label in ("Joy", "Calm", "Tension", "Sadness"))
+    # every checkpoint runs on raw videos by itself: it has the processor too
+    assert (trained / "checkpoint-30" / "processor_config.json").exists()
+
+
+RELOAD_AND_PREDICT = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    from transformers import AutoModelForVideoClassification, AutoProcessor
+    folder, video = sys.argv[1], sys.argv[2]
+    model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    with torch.no_grad():
+        logits = model(**processor(videos=video)).logits
+    print(json.dumps({
+        "logits": logits[0].tolist(),
+        "module": type(model).__module__,
+        "package_imported": any(name.split(".")[0] in ("modeling_avcanet", "processing") for name in sys.modules),
+    }))
+    """
+)
+
+
+def test_saved_folder_reloads_through_remote_code_and_predicts_the_same(trained, tmp_path):
+    from modeling_avcanet import AVCANetForVideoClassification
+    from processing import AVCANetProcessor
+
+    video = next((trained / "data" / "videos" / "test").rglob("*.mp4"))
+    env = {**environment(tmp_path), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD_AND_PREDICT, str(trained), str(video)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert remote["module"].startswith("transformers_modules.") and not remote["package_imported"]
+
+    model = AVCANetForVideoClassification.from_pretrained(trained).eval()
+    processor = AVCANetProcessor.from_pretrained(trained)
+    with torch.no_grad():
+        local = model(**processor(videos=str(video))).logits[0]
+    torch.testing.assert_close(torch.tensor(remote["logits"]), local)
+
+
+def test_predict_writes_one_json_line_per_video_and_reports_unreadable_files(trained, tmp_path):
+    test_videos = trained / "data" / "videos" / "test"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    command = [sys.executable, str(REPO / "examples" / "predict.py"), str(trained), str(test_videos), str(broken),
+               "--top_k", "2"]  # fmt: skip
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    videos = sorted(test_videos.rglob("*.mp4"))
+    assert [line["path"] for line in lines] == [str(path) for path in videos] + [str(broken)]
+    for line in lines[:-1]:
+        assert len(line["labels"]) == 2 and line["polarity"] in ("positive", "neutral", "negative")
+        assert line["labels"][0]["score"] >= line["labels"][1]["score"]
+    assert "broken.mp4" in lines[-1]["error"]
+    assert "1 of" in result.stderr and "could not be read" in result.stderr
+
+
+def test_push_to_hub_uploads_weights_code_processor_and_card(trained, monkeypatch):
+    from huggingface_hub import HfApi
+
+    sys.path.insert(0, str(REPO / "examples"))
+    from push_to_hub import push_folder_to_hub
+
+    uploaded = []
+
+    class Repo:
+        repo_id = "me/avcanet-test"
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        uploaded.extend(operation.path_in_repo for operation in operations)
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: Repo())
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    assert push_folder_to_hub(trained, "me/avcanet-test") == "me/avcanet-test"
+
+    expected = {
+        "config.json", "model.safetensors", "processor_config.json", "README.md", "confusion_matrix.png",
+        "configuration_avcanet.py", "modeling_avcanet.py", "loss_avcanet.py", "processing_avcanet.py",
+        "video_processing_avcanet.py", "feature_extraction_avcanet.py", "frame_sampling.py",
+    }  # fmt: skip
+    assert expected <= set(uploaded), expected - set(uploaded)
+    assert not [path for path in uploaded if path.startswith(("checkpoint-", "data/"))]
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(tmp_path):
+    steps = ["--max_steps", "8", "--save_steps", "4", "--learning_rate", "5e-4"]
+    uninterrupted = tmp_path / "uninterrupted"
+    train(tmp_path, uninterrupted, *steps)
+
+    killed = tmp_path / "killed"
+    command = TRAIN + ["--output_dir", str(killed), *SMALL_RUN, *steps]
+    process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not (killed / "checkpoint-4" / "trainer_state.json").exists():
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the checkpoint finish writing, as a real kill would come at any time after it
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
+
+    resumed = train(tmp_path, killed, *steps)
+    assert "Resuming from" in resumed.stderr
+    assert (killed / "checkpoint-8").exists()
+    expected, actual = load_file(uninterrupted / "model.safetensors"), load_file(killed / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], msg=name)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_under_accelerate_launch(tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "examples" / "accelerate" / "cpu_two_processes.yaml"),
+        str(REPO / "examples" / "train.py"),
+        "--output_dir", str(output_dir), *SMALL_RUN, "--max_steps", "2", "--save_steps", "2",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert "Process 0 of 2" in log and "Process 1 of 2" in log, log[-3000:]
+    assert (output_dir / "model.safetensors").exists()
