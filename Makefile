@@ -22,14 +22,19 @@ ffmpeg:
 		else echo "FFmpeg libraries missing and not root: torchcodec will be unavailable, PyAV is used instead"; fi; \
 	fi
 
+DEMO_DIR := outputs/avcanet-demo
+
+# generate the synthetic set, train, evaluate on its test split, then predict the held-out clips
 demo: $(STAMP) ffmpeg
-	HF_HUB_OFFLINE=1 $(PY) examples/demo.py
+	HF_HUB_OFFLINE=1 $(PY) examples/train.py --output_dir $(DEMO_DIR)
+	HF_HUB_OFFLINE=1 $(PY) examples/predict.py $(DEMO_DIR) $(DEMO_DIR)/data/videos/test --top_k 2
 
 test: $(STAMP) ffmpeg
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --timeout 900 tests
 
 benchmark: $(STAMP) ffmpeg
 	$(PY) benchmarks/model_cpu.py
+	$(PY) benchmarks/processor_cpu.py
 
 clean:
 	rm -rf $(VENV) outputs

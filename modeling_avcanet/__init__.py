@@ -1,4 +1,10 @@
-"""AV-CANet for transformers: configuration, model and EP-CE loss (the files a checkpoint carries as remote code)."""
+"""AV-CANet for transformers: configuration, model and EP-CE loss (the files a checkpoint carries as remote code).
+
+The processor lives in `processing/` (remote-code files of its own) and is re-exported here, so the whole public API
+imports from `modeling_avcanet`.
+"""
+
+from processing import AVCANetFeatureExtractor, AVCANetProcessor, AVCANetVideoProcessor, VideoDecodingError
 
 from .configuration_avcanet import EMOTION_LABEL_SETS, POLARITIES, AVCANetConfig
 from .loss_avcanet import ep_ce_loss
@@ -21,20 +27,14 @@ __all__ = [
     "EMOTION_LABEL_SETS",
     "POLARITIES",
     "AVCANetConfig",
+    "AVCANetFeatureExtractor",
     "AVCANetForVideoClassification",
     "AVCANetModel",
     "AVCANetModelOutput",
     "AVCANetPreTrainedModel",
+    "AVCANetProcessor",
     "AVCANetVideoClassifierOutput",
+    "AVCANetVideoProcessor",
+    "VideoDecodingError",
     "ep_ce_loss",
 ]
-
-# The processor lives in `processing/` (its own remote-code files); re-exported so the public API imports from here.
-from processing import (  # noqa: E402
-    AVCANetFeatureExtractor,
-    AVCANetProcessor,
-    AVCANetVideoProcessor,
-    VideoDecodingError,
-)
-
-__all__ += ["AVCANetFeatureExtractor", "AVCANetProcessor", "AVCANetVideoProcessor", "VideoDecodingError"]

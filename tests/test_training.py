@@ -176,7 +176,8 @@ def test_push_to_hub_uploads_weights_code_processor_and_card(trained, monkeypatc
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(tmp_path):
-    steps = ["--max_steps", "8", "--save_steps", "4", "--learning_rate", "5e-4"]
+    # a checkpoint at every epoch end (16 videos, batch 4), and enough steps left that the kill comes before the end
+    steps = ["--max_steps", "24", "--save_steps", "4", "--learning_rate", "5e-4"]
     uninterrupted = tmp_path / "uninterrupted"
     train(tmp_path, uninterrupted, *steps)
 
@@ -187,15 +188,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     while not (killed / "checkpoint-4" / "trainer_state.json").exists():
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline
-        time.sleep(0.2)
-    time.sleep(1.0)  # let the checkpoint finish writing, as a real kill would come at any time after it
-    process.send_signal(signal.SIGKILL)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # trainer_state.json is the last file of a checkpoint
     process.wait()
     assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
 
     resumed = train(tmp_path, killed, *steps)
     assert "Resuming from" in resumed.stderr
-    assert (killed / "checkpoint-8").exists()
+    assert (killed / "checkpoint-24").exists()
     expected, actual = load_file(uninterrupted / "model.safetensors"), load_file(killed / "model.safetensors")
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], msg=name)
