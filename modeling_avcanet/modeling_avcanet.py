@@ -451,8 +451,8 @@ class AVCANetModel(AVCANetPreTrainedModel):
         audio_mask (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             1 for clips with an audio track, 0 for clips without one. Defaults to all ones.
         """
-        visual = self.visual_branch(pixel_values_videos)  # (B, S, hidden)
-        audio = self.audio_branch(input_features.to(visual.dtype))  # (B, S, hidden)
+        visual = self.visual_branch(pixel_values_videos.to(self.dtype))  # (B, S, hidden)
+        audio = self.audio_branch(input_features.to(self.dtype))  # (B, S, hidden)
         if audio_mask is not None:
             has_audio = audio_mask.to(device=audio.device, dtype=torch.bool)[:, None, None]  # (B, 1, 1)
             audio = torch.where(has_audio, audio, self.missing_audio_embedding.to(audio.dtype))

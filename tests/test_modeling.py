@@ -283,6 +283,14 @@ def test_bf16_autocast_on_cpu():
     outputs.loss.backward()
 
 
+def test_bf16_weights_take_float32_inputs():
+    config = tiny_config()
+    model = AVCANetForVideoClassification(config).to(torch.bfloat16).eval()
+    with torch.no_grad():
+        logits = model(**make_inputs(config), audio_mask=torch.tensor([1, 0])).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
 def test_transformers_video_model_replaces_the_swin_branch():
     config = tiny_config(vision_config=TINY_VIDEOMAE)
     model = AVCANetForVideoClassification(config)
