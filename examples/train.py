@@ -25,7 +25,7 @@ from datasets import DatasetDict, load_from_disk
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from dataset_scripts import generate_synthetic, read_label_polarities, save_dataset
+from dataset_scripts import check_label_polarities, generate_synthetic, read_label_polarities, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
@@ -91,11 +91,13 @@ class DataArguments:
 
 @dataclass
 class ModelArguments:
-    model_size: str = field(default="cpu-demo", metadata={"help": "'cpu-demo' (small) or 'paper' (the paper's sizes)."})
+    model_size: str = field(
+        default="cpu-demo", metadata={"help": "The CPU-sized demo model or the paper's sizes.", "choices": ["cpu-demo", "paper"]}
+    )
     init_from: str | None = field(
         default=None, metadata={"help": "A save_pretrained folder or Hub id to start from (e.g. converted backbones)."}
     )
-    classification_loss: str = field(default="ep_ce", metadata={"help": "'ep_ce' or 'ce'."})
+    classification_loss: str = field(default="ep_ce", metadata={"choices": ["ep_ce", "ce"]})
     auxiliary_loss_weight: float = 1.0
 
 
@@ -116,6 +118,7 @@ def load_data(data_args: DataArguments, output_dir: str) -> tuple[DatasetDict, d
 
 
 def build_model(model_args: ModelArguments, label_polarities: dict[str, str]) -> AVCANetForVideoClassification:
+    """A new model, or one started from `--init_from`, whose classes are `label_polarities`' keys in that order."""
     label_settings = dict(
         label_polarities=label_polarities,
         id2label=dict(enumerate(label_polarities)),
@@ -195,7 +198,12 @@ def main(argv: list[str] | None = None):
     # the main process writes the synthetic set first; the others then read what it saved
     with training_args.main_process_first(desc="preparing the data set"):
         dataset, label_polarities = load_data(data_args, training_args.output_dir)
-    model = build_model(model_args, label_polarities)
+    missing = [split for split in (data_args.train_split, data_args.eval_split) if split not in dataset]
+    if missing:
+        raise ValueError(f"Splits {missing} not in the data set, which has {list(dataset)}; see --train_split/--eval_split.")
+    # class ids are the data set's ClassLabel order; the config's labels must follow it
+    label_names = dataset[data_args.train_split].features["label"].names
+    model = build_model(model_args, check_label_polarities(label_names, label_polarities))
     processor = AVCANetProcessor.from_model_config(model.config)
 
     train_dataset = dataset[data_args.train_split].with_transform(processing_transform(processor, training=True))

@@ -58,7 +58,7 @@ def trained(tmp_path_factory) -> Path:
     tmp_path = tmp_path_factory.mktemp("trained")
     output_dir = tmp_path / "run"
     train(tmp_path, output_dir, "--max_steps", "30", "--save_steps", "30", "--learning_rate", "1e-3", "--warmup_steps", "2",
-          "--synthetic_train_per_class", "8", "--per_device_train_batch_size", "8")  # fmt: skip
+          "--synthetic_train_per_class", "8", "--per_device_train_batch_size", "8", "--dataloader_num_workers", "1")  # fmt: skip
     return output_dir
 
 
