@@ -40,7 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
-from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d, SwinTransformer3d
+from torchvision.models.video.swin_transformer import (
+    ShiftedWindowAttention3d,
+    SwinTransformer3d,
+    SwinTransformerBlock,
+    _compute_attention_mask_3d,
+    _get_window_and_shift_size,
+)
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -92,6 +98,64 @@ class AVCANetVideoClassifierOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
+def shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tuple, device: torch.device):
+    """torchvision's `(num_windows, tokens, tokens)` float mask (0, or -100 between regions that the cyclic shift
+    brought into one window), built once per size instead of with a Python loop on every call."""
+    with torch.inference_mode(False):  # a normal tensor, usable later under autograd too
+        return _compute_attention_mask_3d(torch.empty(0, device=device), padded_size, window_size, shift_size)
+
+
+class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
+    """
+    torchvision's 3-D shifted-window attention (same parameters and state-dict keys, same outputs up to float
+    rounding) that, when no gradient has to reach the relative position bias (eval, inference, a frozen backbone),
+    computes the attention with one fused `scaled_dot_product_attention`, the bias and the shift mask as its additive
+    mask: about 2x faster attention and a ~20 % faster AV-CANet forward on CPU (`benchmarks/model.py`). PyTorch's
+    fused kernels return no gradient for the mask, so with one needed (training) torchvision's computation runs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad:
+            return super().forward(x)
+        batch_size, t, h, w, channels = x.shape
+        window_size, shift_size = _get_window_and_shift_size(list(self.shift_size), [t, h, w], list(self.window_size))
+        mask = self.get_relative_position_bias(window_size)  # (1, heads, tokens, tokens)
+        # pad to whole windows, shift cyclically, partition into windows: as torchvision's shifted_window_attention_3d
+        pad = [(-size) % window for size, window in zip((t, h, w), window_size)]
+        x = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        padded = tuple(x.shape[1:4])
+        shifted = sum(shift_size) > 0
+        if shifted:
+            x = torch.roll(x, shifts=tuple(-shift for shift in shift_size), dims=(1, 2, 3))
+        grid = [size // window for size, window in zip(padded, window_size)]
+        num_windows, tokens = grid[0] * grid[1] * grid[2], window_size[0] * window_size[1] * window_size[2]
+        x = x.view(batch_size, grid[0], window_size[0], grid[1], window_size[1], grid[2], window_size[2], channels)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch_size * num_windows, tokens, channels)
+        qkv = self.qkv(x).reshape(batch_size * num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B * windows, heads, tokens, head_dim)
+        if shifted:
+            region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x.device)
+            # (windows, heads, tokens, tokens) repeated for every clip: windows are batch-major
+            mask = (mask + region_mask[:, None].to(mask.dtype)).repeat(batch_size, 1, 1, 1)
+        dropout = self.attention_dropout if self.training else 0.0
+        x = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.dtype), dropout_p=dropout)
+        x = x.transpose(1, 2).reshape(batch_size * num_windows, tokens, channels)
+        x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
+        # reverse the partition, the shift and the padding
+        x = x.view(batch_size, grid[0], grid[1], grid[2], window_size[0], window_size[1], window_size[2], channels)
+        x = x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(batch_size, *padded, channels)
+        if shifted:
+            x = torch.roll(x, shifts=tuple(shift_size), dims=(1, 2, 3))
+        return x[:, :t, :h, :w].contiguous()
+
+
+def swin_block_with_fused_attention(*args, **kwargs) -> SwinTransformerBlock:
+    """torchvision's Swin block with `AVCANetWindowAttention3d` (`SwinTransformer3d` passes its own `attn_layer`)."""
+    kwargs["attn_layer"] = AVCANetWindowAttention3d
+    return SwinTransformerBlock(*args, **kwargs)
+
+
 class AVCANetSwinVisualEncoder(nn.Module):
     """torchvision's Video Swin Transformer (no head) over one segment, mean-pooled like the release."""
 
@@ -104,6 +168,7 @@ class AVCANetSwinVisualEncoder(nn.Module):
             num_heads=config.swin_num_heads,
             window_size=config.swin_window_size,
             stochastic_depth_prob=config.swin_drop_path_rate,
+            block=swin_block_with_fused_attention,
         )
         self.backbone.head = nn.Identity()
         self.dropout = nn.Dropout(config.visual_dropout)

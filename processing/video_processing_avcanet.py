@@ -34,7 +34,8 @@ class AVCANetVideoProcessorKwargs(VideosKwargs, total=False):
     frames_per_segment (`int`, *optional*, defaults to 8):
         Consecutive frames sampled in each segment (the model's `frames_per_segment`).
     decoder_threads (`int`, *optional*, defaults to 0):
-        FFmpeg threads per decoder; 0 lets FFmpeg choose. Use 1 when several DataLoader workers decode at once.
+        FFmpeg threads per decoder; 0 lets FFmpeg choose, except in a DataLoader worker, where 0 means the worker's
+        share of the cores (1 with 2 workers on 2 cores).
     """
 
     num_segments: int
