@@ -274,6 +274,17 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
 
 
+def test_fused_window_attention_matches_torchvisions_computation():
+    """Without a gradient to the bias tables the Swin windows run one fused attention; the result must not change."""
+    config = tiny_config(swin_depths=[2, 2], swin_num_heads=[2, 2])  # the second block of a stage is shifted
+    encoder = AVCANetForVideoClassification(config).avcanet.visual_branch.encoder.eval()
+    clips = torch.randn(3, config.frames_per_segment, 3, config.image_size, config.image_size)
+    with torch.no_grad():
+        fused = encoder(clips)
+    reference = encoder(clips)  # gradients on: torchvision's own window attention
+    torch.testing.assert_close(fused, reference.detach(), rtol=1e-4, atol=1e-5)
+
+
 def test_bf16_autocast_on_cpu():
     config = tiny_config()
     model = AVCANetForVideoClassification(config).train()
