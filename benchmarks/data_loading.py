@@ -162,7 +162,7 @@ def main():
                 results["data"][f"{config_name}/{kind}/{workers}"] = rate
                 print(f"data {config_name} processor, {kind}, {workers} workers: {rate['videos_per_s']:.2f} videos/s "
                       f"(first batch after {rate['first_batch_s']:.2f} s)", flush=True)  # fmt: skip
-                if workers > 1 and args.decoder_threads == 0 and kind != "synthetic":
+                if workers > 1 and args.decoder_threads == 0 and kind != "synthetic" and not args.quick:
                     # before: each worker's decoders used FFmpeg's own choice, cores + 1 threads
                     before = AVCANetProcessor.from_model_config(
                         model.config, decoder_threads=(os.cpu_count() or 1) + 1

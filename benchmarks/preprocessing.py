@@ -16,7 +16,7 @@ to back, in a rotating order, in this one process (the machines are noisy: compa
   num_channels=1)`), nothing else. Also timed: the same with all 128 indices in ONE `get_frames_at` call
   ("floor, one call"), which torchcodec 0.17 runs slower.
 
-    python benchmarks/preprocessing.py            # 10 s 640x360, 30 s 720x1280, 10 min 1280x720 (~4 min)
+    python benchmarks/preprocessing.py            # 10 s 640x360, 30 s 720x1280, 10 min 1280x720 (~2-5 min)
     python benchmarks/preprocessing.py --quick    # 10 s 640x360, 5 s 720x1280, 60 s 1280x720 (< 1 min)
 
 Needs the ffmpeg CLI and librosa (`pip install librosa`) for (a); without them (a) is skipped.
