@@ -19,25 +19,10 @@ from transformers import SwinConfig, SwinForImageClassification, VideoMAEConfig,
 
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from modeling_avcanet.backbone_weights import adapt_audio_stem, tile_relative_position_bias
+from tiny import TINY
 
 # Two blocks per stage (unlike the model tests' one) so that stage 1 has a shifted-window block.
-TINY = dict(
-    num_segments=2,
-    frames_per_segment=4,
-    image_size=32,
-    swin_embed_dim=12,
-    swin_depths=[2, 2],
-    swin_num_heads=[1, 2],
-    swin_window_size=[2, 4, 4],
-    num_mel_bins=16,
-    audio_frames_per_segment=8,
-    audio_resnet_layers=[1, 1, 1, 1],
-    hidden_size=32,
-    num_attention_heads=4,
-    intermediate_size=32,
-    num_pyramid_levels=2,
-    global_num_attention_heads=4,
-)
+TINY = {**TINY, "num_segments": 2, "swin_depths": [2, 2]}
 VISUAL = "avcanet.visual_branch.encoder.backbone."
 AUDIO = "avcanet.audio_branch.backbone."
 REPO = pathlib.Path(__file__).resolve().parents[1]

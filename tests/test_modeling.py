@@ -17,24 +17,8 @@ from modeling_avcanet import (
     AVCANetModel,
     ep_ce_loss,
 )
+from tiny import TINY
 
-TINY = dict(
-    num_segments=4,
-    frames_per_segment=4,
-    image_size=32,
-    swin_embed_dim=12,
-    swin_depths=[1, 1],
-    swin_num_heads=[1, 2],
-    swin_window_size=[2, 4, 4],
-    num_mel_bins=16,
-    audio_frames_per_segment=8,
-    audio_resnet_layers=[1, 1, 1, 1],
-    hidden_size=32,
-    num_attention_heads=4,
-    intermediate_size=32,
-    num_pyramid_levels=2,
-    global_num_attention_heads=4,
-)
 TINY_VIDEOMAE = dict(
     model_type="videomae",
     image_size=32,
