@@ -5,7 +5,7 @@ The emotion metrics of `emotion_metrics.py` as an `evaluate` module, loadable of
     metric.add_batch(predictions=[0, 2], references=[0, 1])
     metric.compute(label_names=["Joy", "Calm", "Fear"], label_polarities={"Joy": "positive", ...})
 
-`evaluate.load("avcanet_emotion")` would look on the Hub; a path to this file does not. `evaluate` copies this
+Load it by its path: given a bare name, `evaluate` looks for the module on the Hub. `evaluate` copies this
 script and its relative import `.emotion_metrics` into its modules cache, so only installed libraries may be
 imported besides that sibling, one per line (its dependency scanner misreads `import a, b`).
 """
