@@ -7,26 +7,34 @@ with `trust_remote_code=True`:
 
     python examples/train.py
     python examples/train.py --dataset_dir data/emotions --model_size paper --init_from outputs/avcanet-pretrained
+    python examples/train.py --dataset_name Conna/eMotions --label_set emotions ...      # Hub id or local parquet
+    python examples/train.py --dataset_name Conna/eMotions --streaming --max_steps 20000 ...  # never stored on disk
     accelerate launch --config_file examples/accelerate/ddp_multi_gpu.yaml examples/train.py --dataset_dir ...
 
 Every `TrainingArguments` flag works (`--per_device_train_batch_size`, `--gradient_accumulation_steps`,
 `--dataloader_num_workers`, `--metric_for_best_model macro_f1`, `--bf16`, ...). A run killed mid-way resumes from
-the last checkpoint in `--output_dir` when started again with the same command.
+the last checkpoint in `--output_dir` when started again with the same command. Where the data comes from and how
+its splits are chosen is `dataset_scripts/sources.py`. With a GPU, the DataLoader defaults to one worker per core
+(`gpu_loader_defaults`); any `--dataloader_*` flag given wins.
 """
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict, load_from_disk
+from accelerate.data_loader import prepare_data_loader
+from datasets import IterableDataset
+from torch.utils.data import DataLoader
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from dataset_scripts import check_label_polarities, generate_synthetic, read_label_polarities, save_dataset
+from dataset_scripts import generate_synthetic, load_training_data, node_share, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
+from dataset_scripts.video_folder import read_label_polarities_argument
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from processing import AVCANetProcessor
@@ -76,14 +84,39 @@ DEMO_DEFAULTS = [
 
 @dataclass
 class DataArguments:
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "A Hub dataset id, or a local folder or glob of parquet, Arrow or video files, read with "
+                  "`datasets.load_dataset`."},
+    )  # fmt: skip
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub data set's configuration."})
     dataset_dir: str | None = field(
         default=None,
         metadata={"help": "A data set saved by a `dataset_scripts` command (with label_polarities.json). "
-                  "Default: generate the synthetic set into <output_dir>/data."},
+                  "Default (no --dataset_name either): generate the synthetic set into <output_dir>/data."},
     )  # fmt: skip
+    streaming: bool = field(
+        default=False, metadata={"help": "Stream --dataset_name (never stored on disk); needs --max_steps."}
+    )
+    shuffle_buffer_size: int = field(default=1000, metadata={"help": "Streaming: examples in the shuffle buffer."})
+    label_set: str | None = field(
+        default=None, metadata={"help": "The polarity preset of the labels: emotions, ve8, ekman6 or synthetic."}
+    )
+    label_polarities: str | None = field(
+        default=None, metadata={"help": 'JSON (inline or a file): {"<label>": "positive" | "neutral" | "negative"}.'}
+    )
+    video_column: str | None = field(default=None, metadata={"help": "Default: the Video column, else `video`..."})
+    label_column: str | None = field(default=None, metadata={"help": "Default: the ClassLabel column, else `label`..."})
     train_split: str = "train"
-    eval_split: str = "validation"
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Default: `validation`, else carved from the train split."}
+    )
     test_split: str = field(default="test", metadata={"help": "Evaluated after training when present."})
+    validation_split_percentage: float = field(
+        default=10, metadata={"help": "Percent of the train split held out for evaluation when there is no eval split."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
     synthetic_train_per_class: int = 24
     synthetic_eval_per_class: int = 6
     synthetic_test_per_class: int = 10
@@ -101,20 +134,38 @@ class ModelArguments:
     auxiliary_loss_weight: float = 1.0
 
 
-def load_data(data_args: DataArguments, output_dir: str) -> tuple[DatasetDict, dict[str, str]]:
-    """The saved data set given, or the synthetic one, generated once into `<output_dir>/data` and reused after."""
+def load_data(data_args: DataArguments, training_args: TrainingArguments):
+    """The splits of the data set given (`dataset_scripts.sources`), or of the synthetic one, generated once into
+    `<output_dir>/data` and reused after."""
     dataset_dir = data_args.dataset_dir
-    if dataset_dir is None:
-        dataset_dir = Path(output_dir) / "data" / "synthetic"
+    if dataset_dir is None and data_args.dataset_name is None:
+        dataset_dir = Path(training_args.output_dir) / "data" / "synthetic"
         if not (dataset_dir / "dataset_dict.json").exists():
             videos_per_class = {
                 "train": data_args.synthetic_train_per_class,
                 "validation": data_args.synthetic_eval_per_class,
                 "test": data_args.synthetic_test_per_class,
             }
-            dataset = generate_synthetic(Path(output_dir) / "data" / "videos", videos_per_class=videos_per_class)
+            dataset = generate_synthetic(Path(training_args.output_dir) / "data" / "videos", videos_per_class=videos_per_class)
             save_dataset(dataset, dataset_dir, SYNTHETIC_LABEL_POLARITIES)
-    return load_from_disk(str(dataset_dir)), read_label_polarities(dataset_dir)
+    polarities = data_args.label_polarities
+    return load_training_data(
+        dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name,
+        dataset_dir=dataset_dir,
+        streaming=data_args.streaming,
+        label_set=data_args.label_set,
+        label_polarities=read_label_polarities_argument(polarities) if polarities is not None else None,
+        video_column=data_args.video_column,
+        label_column=data_args.label_column,
+        train_split=data_args.train_split,
+        eval_split=data_args.eval_split,
+        test_split=data_args.test_split,
+        validation_split_percentage=data_args.validation_split_percentage,
+        max_train_samples=data_args.max_train_samples,
+        max_eval_samples=data_args.max_eval_samples,
+        seed=training_args.seed,
+    )
 
 
 def build_model(model_args: ModelArguments, label_polarities: dict[str, str]) -> AVCANetForVideoClassification:
@@ -134,20 +185,30 @@ def build_model(model_args: ModelArguments, label_polarities: dict[str, str]) ->
     return AVCANetForVideoClassification(AVCANetConfig(**sizes, **label_settings))
 
 
-def video_source(video: dict):
-    """What a `Video(decode=False)` cell holds: the processor reads bytes in memory, or the file."""
-    return video["bytes"] if video.get("bytes") else video["path"]
+def video_source(video):
+    """What the processor reads from a video cell: `Video(decode=False)`'s `{"bytes", "path"}` (the bytes when
+    embedded, else the file), raw bytes (a parquet `binary` column), or a path."""
+    if isinstance(video, dict):
+        return video["bytes"] if video.get("bytes") else video["path"]
+    return video
 
 
-def processing_transform(processor: AVCANetProcessor, training: bool):
+def processing_transform(processor: AVCANetProcessor, training: bool, video_column: str = "video"):
     """On-the-fly decoding for `Dataset.with_transform`: random windows and crops in training, centre ones otherwise."""
 
     def transform(batch):
-        inputs = processor(videos=[video_source(video) for video in batch["video"]], training=training)
+        inputs = processor(videos=[video_source(video) for video in batch[video_column]], training=training)
         inputs["labels"] = torch.tensor(batch["label"])
         return dict(inputs)
 
     return transform
+
+
+def with_processing(rows, transform):
+    """`rows` decoded on the fly by `transform`: lazily per batch for a `Dataset`, per example for a stream."""
+    if isinstance(rows, IterableDataset):
+        return rows.map(transform, batched=True, batch_size=1, remove_columns=list(rows.features))
+    return rows.with_transform(transform)
 
 
 def without_modality(transform, modality: str):
@@ -184,35 +245,91 @@ class SaveProcessorCallback(TrainerCallback):
             self.processor.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
+class NodeShareTrainer(Trainer):
+    """
+    A Trainer whose training stream is already this process's share (`dataset_scripts.node_share`, which reads only
+    that share): accelerate would otherwise split it again, or have the main process read every example for all.
+    """
+
+    def get_train_dataloader(self) -> DataLoader:
+        if not isinstance(self.train_dataset, IterableDataset):
+            return super().get_train_dataloader()
+        args = self.args
+        loader = DataLoader(
+            self.train_dataset,
+            batch_size=self._train_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers,
+            prefetch_factor=args.dataloader_prefetch_factor,
+        )
+        return prepare_data_loader(loader, args.device, num_processes=1, process_index=0, dispatch_batches=False)
+
+
+def gpu_loader_defaults(has_accelerator: bool, cpu_count: int, processes_per_machine: int) -> list[str]:
+    """
+    DataLoader flags for a GPU run, placed before the user's (whose flags win): decoding is the bottleneck, so one
+    worker per core of this process's share (each then decodes with one FFmpeg thread), batches prefetched, workers
+    kept between epochs and pinned memory. On CPU none: the model is the bottleneck and 0 workers is fastest.
+    """
+    if not has_accelerator:
+        return []
+    workers = max(1, cpu_count // max(1, processes_per_machine))
+    return ["--dataloader_num_workers", str(workers), "--dataloader_prefetch_factor", "4",
+            "--dataloader_persistent_workers", "true", "--dataloader_pin_memory", "true"]  # fmt: skip
+
+
+def parse_arguments(argv: list[str], has_accelerator: bool | None = None):
+    """The three argument dataclasses: the demo defaults, the GPU loader defaults when a GPU is used, then `argv`."""
+    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
+    arguments = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + argv)
+    if has_accelerator is None:
+        has_accelerator = torch.accelerator.is_available()
+    loader_defaults = gpu_loader_defaults(
+        has_accelerator and not arguments[2].use_cpu,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+    )
+    if loader_defaults:
+        arguments = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + loader_defaults + argv)
+    return arguments
+
+
 def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
-    data_args, model_args, training_args = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + argv)
+    data_args, model_args, training_args = parse_arguments(argv)
     # on-the-fly decoding needs the raw `video` column that Trainer would otherwise drop
     training_args.remove_unused_columns = False
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # we push our own card, once, at the end
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=logging.INFO)
     set_seed(training_args.seed)
     logger.info("Process %d of %d, on %s", training_args.process_index, training_args.world_size, training_args.device)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: the length of a stream is not known in advance.")
 
     # the main process writes the synthetic set first; the others then read what it saved
     with training_args.main_process_first(desc="preparing the data set"):
-        dataset, label_polarities = load_data(data_args, training_args.output_dir)
-    missing = [split for split in (data_args.train_split, data_args.eval_split) if split not in dataset]
-    if missing:
-        raise ValueError(f"Splits {missing} not in the data set, which has {list(dataset)}; see --train_split/--eval_split.")
-    # class ids are the data set's ClassLabel order; the config's labels must follow it
-    label_names = dataset[data_args.train_split].features["label"].names
-    model = build_model(model_args, check_label_polarities(label_names, label_polarities))
+        data = load_data(data_args, training_args)
+    model = build_model(model_args, data.label_polarities)
     processor = AVCANetProcessor.from_model_config(model.config)
 
-    train_dataset = dataset[data_args.train_split].with_transform(processing_transform(processor, training=True))
-    eval_dataset = dataset[data_args.eval_split].with_transform(processing_transform(processor, training=False))
-    trainer = Trainer(
+    train_dataset = data.train
+    if isinstance(train_dataset, IterableDataset):
+        train_dataset = node_share(
+            train_dataset,
+            training_args.seed,
+            data_args.shuffle_buffer_size,
+            training_args.process_index,
+            training_args.world_size,
+        )
+    train_dataset = with_processing(train_dataset, processing_transform(processor, True, data.video_column))
+    eval_transform = processing_transform(processor, training=False, video_column=data.video_column)
+    trainer = NodeShareTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
+        eval_dataset=with_processing(data.eval, eval_transform) if data.eval is not None else None,
         compute_metrics=make_compute_metrics(model.config.id2label, model.config.label_polarities),
         callbacks=[SaveProcessorCallback(processor)],
     )
@@ -228,12 +345,10 @@ def main(argv: list[str] | None = None):
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
 
-    if data_args.test_split in dataset:
-        test_split = dataset[data_args.test_split]
-        test_transform = processing_transform(processor, training=False)
-        prediction = trainer.predict(test_split.with_transform(test_transform), metric_key_prefix="test")
+    if data.test is not None:
+        prediction = trainer.predict(with_processing(data.test, eval_transform), metric_key_prefix="test")
         for modality in ("audio", "video"):
-            ablated = test_split.with_transform(without_modality(test_transform, modality))
+            ablated = with_processing(data.test, without_modality(eval_transform, modality))
             ablated_metrics = trainer.predict(ablated, metric_key_prefix=f"test_without_{modality}").metrics
             prediction.metrics[f"test_without_{modality}_accuracy"] = ablated_metrics[f"test_without_{modality}_accuracy"]
         trainer.log_metrics("test", prediction.metrics)
