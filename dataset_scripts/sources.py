@@ -290,12 +290,12 @@ def choose_splits(
             )
         except ValueError as error:
             raise ValueError(
-                f"Data set {source}: cannot carve {validation_split_percentage}% of split {train_split!r} as a "
+                f"Data set {source}: cannot carve {validation_split_percentage:g}% of split {train_split!r} as a "
                 f"validation split stratified by label ({error}); change --validation_split_percentage or pass "
                 "--eval_split."
             ) from error
         train, evaluation = carved["train"], carved["test"]
-        eval_origin = f"{validation_split_percentage}% of {train_split!r}, stratified by label, seed {seed}"
+        eval_origin = f"{validation_split_percentage:g}% of {train_split!r}, stratified by label, seed {seed}"
     logger.info(
         "Data set %s: training on split %r, evaluating on %s, testing on %s.",
         source,

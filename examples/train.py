@@ -267,33 +267,40 @@ class NodeShareTrainer(Trainer):
         return prepare_data_loader(loader, args.device, num_processes=1, process_index=0, dispatch_batches=False)
 
 
-def gpu_loader_defaults(has_accelerator: bool, cpu_count: int, processes_per_machine: int) -> list[str]:
+def gpu_loader_defaults(cpu_count: int, processes_per_machine: int, num_workers: int | None = None) -> list[str]:
     """
-    DataLoader flags for a GPU run, placed before the user's (whose flags win): decoding is the bottleneck, so one
-    worker per core of this process's share (each then decodes with one FFmpeg thread), batches prefetched, workers
-    kept between epochs and pinned memory. On CPU none: the model is the bottleneck and 0 workers is fastest.
+    DataLoader flags for a GPU run, placed before the user's (whose flags win). Decoding is the bottleneck there, so
+    one worker per core of this process's share (each then decodes with one FFmpeg thread,
+    `decoder_threads_for_this_process`), 4 batches prefetched per worker, workers kept between epochs, pinned
+    memory. `num_workers`: the user's `--dataloader_num_workers`, if given (0 workers cannot prefetch or persist).
     """
-    if not has_accelerator:
-        return []
-    workers = max(1, cpu_count // max(1, processes_per_machine))
-    return ["--dataloader_num_workers", str(workers), "--dataloader_prefetch_factor", "4",
-            "--dataloader_persistent_workers", "true", "--dataloader_pin_memory", "true"]  # fmt: skip
+    workers = max(1, cpu_count // max(1, processes_per_machine)) if num_workers is None else num_workers
+    defaults = ["--dataloader_num_workers", str(workers), "--dataloader_pin_memory", "true"]
+    if workers > 0:
+        defaults += ["--dataloader_prefetch_factor", "4", "--dataloader_persistent_workers", "true"]
+    return defaults
 
 
 def parse_arguments(argv: list[str], has_accelerator: bool | None = None):
-    """The three argument dataclasses: the demo defaults, the GPU loader defaults when a GPU is used, then `argv`."""
+    """
+    The three argument dataclasses from the demo defaults, then `gpu_loader_defaults` when a GPU is used
+    (`has_accelerator`, default: detected, and not `--use_cpu`), then `argv`. On CPU the loader flags are left as
+    they are: the model is the bottleneck there and 0 workers is fastest.
+    """
     parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
     arguments = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + argv)
+    training_args = arguments[2]
     if has_accelerator is None:
         has_accelerator = torch.accelerator.is_available()
+    if not has_accelerator or training_args.use_cpu:
+        return arguments
+    workers_given = any(arg.split("=")[0] == "--dataloader_num_workers" for arg in argv)
     loader_defaults = gpu_loader_defaults(
-        has_accelerator and not arguments[2].use_cpu,
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
         int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+        training_args.dataloader_num_workers if workers_given else None,
     )
-    if loader_defaults:
-        arguments = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + loader_defaults + argv)
-    return arguments
+    return parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + loader_defaults + argv)
 
 
 def main(argv: list[str] | None = None):

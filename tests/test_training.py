@@ -215,3 +215,142 @@ def test_two_gloo_processes_under_accelerate_launch(tmp_path):
     log = result.stdout + result.stderr
     assert "Process 0 of 2" in log and "Process 1 of 2" in log, log[-3000:]
     assert (output_dir / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data sources (`dataset_scripts.sources`) and loader defaults, through examples/train.py
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_flag_given(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "examples"))
+    from train import parse_arguments
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    base = ["--output_dir", str(tmp_path)]
+    cpu = parse_arguments(base, has_accelerator=False)[2]
+    assert (cpu.dataloader_num_workers, cpu.dataloader_prefetch_factor, cpu.dataloader_persistent_workers) == (0, None, False)
+
+    gpu = parse_arguments(base, has_accelerator=True)[2]
+    assert gpu.dataloader_num_workers == 8  # 16 cores shared by 2 processes on this machine
+    assert gpu.dataloader_prefetch_factor == 4 and gpu.dataloader_persistent_workers and gpu.dataloader_pin_memory
+
+    given = parse_arguments(base + ["--dataloader_num_workers", "3", "--dataloader_prefetch_factor", "2"], True)[2]
+    assert (given.dataloader_num_workers, given.dataloader_prefetch_factor) == (3, 2)
+    assert given.dataloader_persistent_workers
+    none = parse_arguments(base + ["--dataloader_num_workers=0"], has_accelerator=True)[2]
+    assert (none.dataloader_num_workers, none.dataloader_prefetch_factor, none.dataloader_persistent_workers) == (0, None, False)
+    assert parse_arguments(base + ["--use_cpu", "true"], has_accelerator=True)[2].dataloader_num_workers == 0
+
+
+EMOTIONS = ["Excitation", "Fear", "Neutral", "Relaxation", "Sadness", "Tension"]
+
+
+@pytest.fixture(scope="module")
+def emotions_parquet(tmp_path_factory) -> Path:
+    """Twelve distinct clips, two per eMotions class ("Sad" spelled as the Hub does), in the Hub release's layout:
+    `data/eMotions_chunk_NNN.parquet`, 3 rows each, the bytes in `video_data`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from media import make_video
+
+    root = tmp_path_factory.mktemp("emotions_hub")
+    (root / "data").mkdir()
+    labels = [("Sad" if name == "Sadness" else name) for name in EMOTIONS] * 2
+    clips = [
+        make_video(root / f"{index}.mp4", num_frames=16, fps=8, width=40, height=32, audio_rate=16000,
+                   audio_channels=1, burn_frame_index=False, seed=index).read_bytes()
+        for index in range(12)
+    ]  # fmt: skip
+    for chunk in range(4):
+        rows = range(3 * chunk, 3 * chunk + 3)
+        table = pa.table({"video_data": [clips[i] for i in rows], "emotion": [labels[i] for i in rows],
+                          "file_name": [f"{i:08d}.mp4" for i in rows]})  # fmt: skip
+        pq.write_table(table, root / "data" / f"eMotions_chunk_{chunk:03d}.parquet")
+    for index in range(12):
+        (root / f"{index}.mp4").unlink()
+    return root
+
+
+PARQUET_RUN = [
+    "--per_device_train_batch_size", "2",
+    "--per_device_eval_batch_size", "4",
+    "--eval_strategy", "no",
+    "--load_best_model_at_end", "false",
+    "--save_strategy", "no",
+    "--logging_steps", "1",
+    "--dataloader_num_workers", "0",
+    "--use_cpu", "true",
+]  # fmt: skip
+
+
+def test_training_on_parquet_chunks_carves_and_evaluates_a_validation_split(tmp_path, emotions_parquet):
+    output_dir = tmp_path / "run"
+    command = TRAIN + ["--output_dir", str(output_dir), *PARQUET_RUN, "--dataset_name", str(emotions_parquet),
+                       "--validation_split_percentage", "50", "--max_steps", "2", "--eval_strategy", "steps",
+                       "--eval_steps", "2"]  # fmt: skip
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "evaluating on 50% of 'train', stratified by label, seed 1" in result.stderr
+    config = json.loads((output_dir / "config.json").read_text())
+    assert [config["id2label"][str(index)] for index in range(6)] == EMOTIONS
+    assert "'eval_accuracy'" in result.stdout + result.stderr  # evaluated on the carved split
+    assert not list(output_dir.rglob("*.arrow")), "nothing of the data set is written into the run"
+
+
+# Records, per process, the videos the processor decodes in training mode, then runs examples/train.py.
+RECORDING_TRAIN = textwrap.dedent(
+    """
+    import hashlib, json, os, sys
+    sys.path.insert(0, os.path.join(os.environ["PYTHONPATH"], "examples"))
+    import train
+    from processing import AVCANetProcessor
+
+    seen, call = [], AVCANetProcessor.__call__
+    def recording(self, videos=None, training=False, **kwargs):
+        if training:
+            seen.extend(hashlib.sha1(video).hexdigest() for video in videos)
+        return call(self, videos=videos, training=training, **kwargs)
+    AVCANetProcessor.__call__ = recording
+    train.main(sys.argv[2:])
+    with open(os.path.join(sys.argv[1], "seen-%s.json" % os.environ.get("RANK", "0")), "w") as file:
+        json.dump(seen, file)
+    """
+)
+
+
+@pytest.mark.slow
+def test_streaming_under_two_gloo_processes_gives_each_a_disjoint_share(tmp_path, emotions_parquet):
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    script = tmp_path / "recording_train.py"
+    script.write_text(RECORDING_TRAIN)
+    output_dir = tmp_path / "stream"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "examples" / "accelerate" / "cpu_two_processes.yaml"),
+        str(script), str(tmp_path), "--output_dir", str(output_dir), *PARQUET_RUN,
+        "--dataset_name", str(emotions_parquet), "--streaming", "true", "--label_set", "emotions",
+        "--max_steps", "3", "--shuffle_buffer_size", "4",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "Process 1 of 2" in result.stdout + result.stderr
+    assert (output_dir / "model.safetensors").exists()
+    # 3 steps of 2 videos: each process reads exactly its share (2 of the 4 files), no video twice, none of the other's
+    seen = [json.loads((tmp_path / f"seen-{rank}.json").read_text()) for rank in range(2)]
+    everything = {hashlib.sha1(video).hexdigest() for chunk in sorted((emotions_parquet / "data").glob("*.parquet"))
+                  for video in pq.read_table(chunk)["video_data"].to_pylist()}  # fmt: skip
+    assert len(seen[0]) == len(set(seen[0])) == 6 and len(seen[1]) == len(set(seen[1])) == 6
+    assert set(seen[0]) | set(seen[1]) == everything
+
+
+def test_streaming_needs_max_steps(tmp_path, emotions_parquet):
+    command = TRAIN + ["--output_dir", str(tmp_path / "run"), *PARQUET_RUN, "--dataset_name", str(emotions_parquet),
+                       "--streaming", "true"]  # fmt: skip
+    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "--streaming needs --max_steps" in result.stderr
