@@ -2,20 +2,32 @@
 Predict the emotions of videos with a trained AV-CANet: one JSON line per video on stdout, a progress bar on stderr.
 
     python examples/predict.py outputs/avcanet-demo clip.mp4 more_clips/ --top_k 3
+    python examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --bf16 --output predictions.jsonl
+    accelerate launch examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --output predictions.jsonl
 
 Each line holds the file, its top-k labels with probabilities and the polarity of the top label. A file that cannot
 be read gets a line with its `error` instead, and the run goes on; a summary of such files ends the run on stderr.
 The model and processor load through the Auto classes with `trust_remote_code=True`, so any saved AV-CANet folder
 or Hub repository works, whichever version of this package wrote it.
+
+Files are decoded by `--num_workers` DataLoader workers while the model runs on the previous batch. Under `accelerate
+launch` every process predicts a contiguous share of the files and writes its lines; the main process then merges
+them into one output in the order a single process writes.
 """
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModelForVideoClassification, AutoProcessor
 
@@ -33,38 +45,73 @@ def find_videos(inputs: list[str]) -> list[Path]:
     return videos
 
 
-def batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class VideoFiles(Dataset):
+    """`(path, processed inputs, None)` of each file, or `(path, None, why it could not be read)`: a bad file never
+    stops the run, also when read in a DataLoader worker."""
+
+    def __init__(self, videos: list[Path], processor):
+        self.videos, self.processor = videos, processor
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int):
+        path = self.videos[index]
+        try:
+            return path, dict(self.processor(videos=str(path))), None
+        except (ValueError, OSError) as error:  # the processor's VideoDecodingError is a ValueError naming the file
+            return path, None, str(error)
+        except Exception as error:  # a decoder failing in an unforeseen way still only costs this file
+            return path, None, f"{path}: {type(error).__name__}: {error}"
 
 
-def predict(model, processor, videos: list[Path], top_k: int, batch_size: int) -> Iterator[dict]:
+def predict(
+    model, processor, videos: list[Path], top_k: int, batch_size: int, num_workers: int = 0, bf16: bool = False
+) -> Iterator[dict]:
     """One result per video, in order: its top-k labels, or the reason it could not be read."""
     config = model.config
     device = next(model.parameters()).device
-    for batch in batches(videos, batch_size):
-        readable, inputs, failures = [], [], {}
-        for path in batch:
-            try:
-                inputs.append(processor(videos=str(path)))
-                readable.append(path)
-            except (ValueError, OSError) as error:  # the processor's VideoDecodingError is a ValueError
-                failures[path] = str(error)
+    loader = DataLoader(
+        VideoFiles(videos, processor),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=list,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=2 if num_workers else None,
+    )
+    for batch in loader:
+        readable = [(path, inputs) for path, inputs, _ in batch if inputs is not None]
+        results = {}
         if readable:
-            stacked = {key: torch.cat([item[key] for item in inputs]).to(device) for key in inputs[0]}
-            with torch.inference_mode():
+            stacked = {key: torch.cat([inputs[key] for _, inputs in readable]).to(device, non_blocking=True)
+                       for key in readable[0][1]}  # fmt: skip
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 probabilities = model(**stacked).logits.float().softmax(dim=-1).cpu()
             scores, indices = probabilities.topk(min(top_k, config.num_labels), dim=-1)
-        results = {}
-        for row, path in enumerate(readable):
-            labels = [config.id2label[int(index)] for index in indices[row]]
-            results[path] = {
-                "path": str(path),
-                "labels": [{"label": label, "score": round(float(score), 4)} for label, score in zip(labels, scores[row])],
-                "polarity": (config.label_polarities or {}).get(labels[0]),
-            }
-        for path in batch:
-            yield results.get(path) or {"path": str(path), "error": failures[path]}
+            for row, (path, _) in enumerate(readable):
+                labels = [config.id2label[int(index)] for index in indices[row]]
+                results[path] = {
+                    "path": str(path),
+                    "labels": [{"label": label, "score": round(float(score), 4)} for label, score in zip(labels, scores[row])],
+                    "polarity": (config.label_polarities or {}).get(labels[0]),
+                }
+        for path, _, error in batch:
+            yield results.get(path) or {"path": str(path), "error": error}
+
+
+def write_lines(results: Iterator[dict], output, total: int, progress: bool) -> list[str]:
+    """Each result as a JSON line, flushed as it comes; returns the paths of the files that could not be read."""
+    unreadable = []
+    for result in tqdm(results, total=total, unit="video", disable=not progress):
+        output.write(json.dumps(result) + "\n")
+        output.flush()
+        if "error" in result:
+            unreadable.append(result["path"])
+    return unreadable
+
+
+def open_output(path: str | None):
+    return open(path, "w") if path else contextlib.nullcontext(sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,17 +120,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="video files and folders of videos")
     parser.add_argument("--top_k", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding ahead of the model")
+    parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    parser.add_argument("--output", help="write the JSON lines to this file instead of stdout")
+    parser.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
     args = parser.parse_args(argv)
 
-    model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(args.device).eval()
+    state = PartialState()  # one process, or one of those `accelerate launch` started
+    device = args.device or state.device
+    model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     videos = find_videos(args.inputs)
-    unreadable = []
-    for result in tqdm(predict(model, processor, videos, args.top_k, args.batch_size), total=len(videos), unit="video"):
-        print(json.dumps(result), flush=True)
-        if "error" in result:
-            unreadable.append(result["path"])
+
+    if state.num_processes == 1:
+        with open_output(args.output) as stream:
+            results = predict(model, processor, videos, args.top_k, args.batch_size, args.num_workers, args.bf16)
+            unreadable = write_lines(results, stream, len(videos), progress=True)
+    else:  # each process writes its contiguous share into a folder the main process chose, which merges them in order
+        parts_dir = [tempfile.mkdtemp(prefix="predict-", dir=Path(args.output).parent if args.output else None)
+                     if state.is_main_process else None]  # fmt: skip
+        broadcast_object_list(parts_dir)
+        part_files = [Path(parts_dir[0]) / f"part-{index:05d}.jsonl" for index in range(state.num_processes)]
+        with state.split_between_processes(videos) as share, open(part_files[state.process_index], "w") as part:
+            print(f"Process {state.process_index} of {state.num_processes}: {len(share)} file(s)", file=sys.stderr)
+            results = predict(model, processor, share, args.top_k, args.batch_size, args.num_workers, args.bf16)
+            write_lines(results, part, len(share), progress=state.is_main_process)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return 0
+        with open_output(args.output) as stream:
+            unreadable = []
+            for part_file in part_files:
+                for line in part_file.read_text().splitlines(keepends=True):
+                    stream.write(line)
+                    result = json.loads(line)
+                    unreadable += [result["path"]] if "error" in result else []
+        shutil.rmtree(parts_dir[0])
     if unreadable:
         print(f"{len(unreadable)} of {len(videos)} file(s) could not be read: {unreadable}", file=sys.stderr)
     return 0
