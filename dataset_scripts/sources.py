@@ -102,12 +102,16 @@ def load_training_data(
     if dataset_name is not None and dataset_dir is not None:
         raise ValueError("Give --dataset_name or --dataset_dir, not both.")
     if dataset_dir is not None and streaming:
-        raise ValueError(f"--streaming reads --dataset_name; {dataset_dir} is a saved folder: use --dataset_name {dataset_dir}.")
+        raise ValueError(
+            f"--streaming reads --dataset_name; {dataset_dir} is a saved folder: use --dataset_name {dataset_dir}."
+        )
     source = str(dataset_name if dataset_name is not None else dataset_dir)
     dataset, saved_polarities = load_source(source, dataset_config_name, streaming, cache_dir)
 
     if train_split not in dataset:
-        raise ValueError(f"Data set {source} has no split {train_split!r} (--train_split); its splits: {list(dataset)}.")
+        raise ValueError(
+            f"Data set {source} has no split {train_split!r} (--train_split); its splits: {list(dataset)}."
+        )
     features = resolved_features(dataset[train_split])
     video_column = find_column(features, video_column, Video, VIDEO_COLUMN_CANDIDATES, source, "video")
     label_column = find_column(features, label_column, ClassLabel, LABEL_COLUMN_CANDIDATES, source, "label")
@@ -137,7 +141,9 @@ def load_source(
     path = Path(source)
     if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
         if streaming:
-            raise ValueError(f"{source} is a save_to_disk folder; it is read from disk, not streamed: drop --streaming.")
+            raise ValueError(
+                f"{source} is a save_to_disk folder; it is read from disk, not streamed: drop --streaming."
+            )
         dataset = load_from_disk(source)
         dataset = dataset if isinstance(dataset, DatasetDict) else DatasetDict(train=dataset)
     elif path.is_dir():  # `load_dataset` picks the parquet, arrow or videofolder builder from the files' extensions
@@ -162,7 +168,9 @@ def resolved_features(rows: Dataset | IterableDataset):
     return rows.features
 
 
-def find_column(features, requested: str | None, feature_type, candidates: tuple[str, ...], source: str, kind: str) -> str:
+def find_column(
+    features, requested: str | None, feature_type, candidates: tuple[str, ...], source: str, kind: str
+) -> str:
     """The `requested` column, else the first of type `feature_type`, else the first candidate name present."""
     names = list(features)
     if requested is not None:
@@ -221,7 +229,7 @@ def choose_label_polarities(
     raise ValueError(
         f"Data set {source}: the labels of column {label_column!r} ({raw_names or 'a stream of names'}) are not "
         f"those of a preset {list(LABEL_POLARITIES)}; pass --label_set or --label_polarities "
-        "'{\"<label>\": \"positive\" | \"neutral\" | \"negative\", ...}'."
+        '\'{"<label>": "positive" | "neutral" | "negative", ...}\'.'
     )
 
 

@@ -92,7 +92,9 @@ def predict(
                 labels = [config.id2label[int(index)] for index in indices[row]]
                 results[path] = {
                     "path": str(path),
-                    "labels": [{"label": label, "score": round(float(score), 4)} for label, score in zip(labels, scores[row])],
+                    "labels": [
+                        {"label": label, "score": round(float(score), 4)} for label, score in zip(labels, scores[row])
+                    ],
                     "polarity": (config.label_polarities or {}).get(labels[0]),
                 }
         for path, _, error in batch:

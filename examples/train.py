@@ -125,7 +125,8 @@ class DataArguments:
 @dataclass
 class ModelArguments:
     model_size: str = field(
-        default="cpu-demo", metadata={"help": "The CPU-sized demo model or the paper's sizes.", "choices": ["cpu-demo", "paper"]}
+        default="cpu-demo",
+        metadata={"help": "The CPU-sized demo model or the paper's sizes.", "choices": ["cpu-demo", "paper"]},
     )
     init_from: str | None = field(
         default=None, metadata={"help": "A save_pretrained folder or Hub id to start from (e.g. converted backbones)."}
@@ -146,7 +147,9 @@ def load_data(data_args: DataArguments, training_args: TrainingArguments):
                 "validation": data_args.synthetic_eval_per_class,
                 "test": data_args.synthetic_test_per_class,
             }
-            dataset = generate_synthetic(Path(training_args.output_dir) / "data" / "videos", videos_per_class=videos_per_class)
+            dataset = generate_synthetic(
+                Path(training_args.output_dir) / "data" / "videos", videos_per_class=videos_per_class
+            )
             save_dataset(dataset, dataset_dir, SYNTHETIC_LABEL_POLARITIES)
     polarities = data_args.label_polarities
     return load_training_data(
@@ -357,7 +360,9 @@ def main(argv: list[str] | None = None):
         for modality in ("audio", "video"):
             ablated = with_processing(data.test, without_modality(eval_transform, modality))
             ablated_metrics = trainer.predict(ablated, metric_key_prefix=f"test_without_{modality}").metrics
-            prediction.metrics[f"test_without_{modality}_accuracy"] = ablated_metrics[f"test_without_{modality}_accuracy"]
+            prediction.metrics[f"test_without_{modality}_accuracy"] = ablated_metrics[
+                f"test_without_{modality}_accuracy"
+            ]
         trainer.log_metrics("test", prediction.metrics)
         trainer.save_metrics("test", prediction.metrics)
         if trainer.is_world_process_zero():
@@ -374,7 +379,9 @@ def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str 
     fused_logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     matrix = confusion_matrix(prediction.label_ids, fused_logits.argmax(-1), config.num_labels)
     save_confusion_matrix(matrix, label_names, Path(output_dir) / "confusion_matrix.png")
-    (Path(output_dir) / "confusion_matrix.json").write_text(json.dumps({"labels": label_names, "matrix": matrix.tolist()}))
+    (Path(output_dir) / "confusion_matrix.json").write_text(
+        json.dumps({"labels": label_names, "matrix": matrix.tolist()})
+    )
     write_model_card(output_dir, config, prediction.metrics, "confusion_matrix.png", repo_id=repo_id)
 
 

@@ -22,8 +22,17 @@ def clips(tmp_path_factory):
     """Twelve small H.264 + AAC clips whose bytes all differ."""
     folder = tmp_path_factory.mktemp("clips")
     return [
-        make_video(folder / f"{index:08d}.mp4", num_frames=8, fps=8, width=32, height=32, audio_rate=16000,
-                   audio_channels=1, burn_frame_index=False, seed=index)  # fmt: skip
+        make_video(
+            folder / f"{index:08d}.mp4",
+            num_frames=8,
+            fps=8,
+            width=32,
+            height=32,
+            audio_rate=16000,
+            audio_channels=1,
+            burn_frame_index=False,
+            seed=index,
+        )  # fmt: skip
         for index in range(12)
     ]
 
@@ -77,8 +86,10 @@ def test_streamed_parquet_is_relabelled_and_each_process_reads_a_disjoint_share(
     assert {bytes(row["video_data"]): EMOTIONS[row["label"]] for row in data.train} == expected
 
     shares = [
-        [bytes(row["video_data"]) for row in node_share(data.train, seed=0, shuffle_buffer_size=4, process_index=rank,
-                                                         num_processes=2)]  # fmt: skip
+        [
+            bytes(row["video_data"])
+            for row in node_share(data.train, seed=0, shuffle_buffer_size=4, process_index=rank, num_processes=2)
+        ]  # fmt: skip
         for rank in range(2)
     ]
     assert len(shares[0]) == len(shares[1]) == 6 and not set(shares[0]) & set(shares[1])

@@ -38,8 +38,17 @@ def videos(tmp_path_factory) -> list[Path]:
     """Five clips of different content, a garbage file in the middle and an empty one at the end."""
     folder = tmp_path_factory.mktemp("videos")
     paths = [
-        make_video(folder / f"clip{index}.mp4", num_frames=16, fps=8, width=40, height=32, audio_rate=16000,
-                   audio_channels=1, burn_frame_index=False, seed=index)  # fmt: skip
+        make_video(
+            folder / f"clip{index}.mp4",
+            num_frames=16,
+            fps=8,
+            width=40,
+            height=32,
+            audio_rate=16000,
+            audio_channels=1,
+            burn_frame_index=False,
+            seed=index,
+        )  # fmt: skip
         for index in range(5)
     ]
     (folder / "garbage.mp4").write_bytes(b"not a video at all " * 64)
@@ -53,7 +62,9 @@ def check_lines(lines: list[dict], videos: list[Path]) -> None:
         if path.stem in ("garbage", "empty"):
             assert set(line) == {"path", "error"} and path.name in line["error"]
         else:
-            assert set(line) == {"path", "labels", "polarity"} and line["polarity"] == LABELS[line["labels"][0]["label"]]
+            assert (
+                set(line) == {"path", "labels", "polarity"} and line["polarity"] == LABELS[line["labels"][0]["label"]]
+            )
 
 
 def test_two_workers_give_the_lines_of_none_and_bad_files_get_their_error_line(model_dir, videos):

@@ -228,9 +228,11 @@ def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_fla
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    def loader(args):
+        return args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers
+
     base = ["--output_dir", str(tmp_path)]
-    cpu = parse_arguments(base, has_accelerator=False)[2]
-    assert (cpu.dataloader_num_workers, cpu.dataloader_prefetch_factor, cpu.dataloader_persistent_workers) == (0, None, False)
+    assert loader(parse_arguments(base, has_accelerator=False)[2]) == (0, None, False)
 
     gpu = parse_arguments(base, has_accelerator=True)[2]
     assert gpu.dataloader_num_workers == 8  # 16 cores shared by 2 processes on this machine
@@ -239,8 +241,7 @@ def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_fla
     given = parse_arguments(base + ["--dataloader_num_workers", "3", "--dataloader_prefetch_factor", "2"], True)[2]
     assert (given.dataloader_num_workers, given.dataloader_prefetch_factor) == (3, 2)
     assert given.dataloader_persistent_workers
-    none = parse_arguments(base + ["--dataloader_num_workers=0"], has_accelerator=True)[2]
-    assert (none.dataloader_num_workers, none.dataloader_prefetch_factor, none.dataloader_persistent_workers) == (0, None, False)
+    assert loader(parse_arguments(base + ["--dataloader_num_workers=0"], has_accelerator=True)[2]) == (0, None, False)
     assert parse_arguments(base + ["--use_cpu", "true"], has_accelerator=True)[2].dataloader_num_workers == 0
 
 
