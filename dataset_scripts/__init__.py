@@ -22,6 +22,7 @@ _MODULE_OF = {
     "check_label_polarities": "common",
     "read_label_polarities": "common",
     "save_dataset": "common",
+    "save_dataset_by_reference": "sources",
     "load_ekman6": "ekman6",
     "load_emotions": "emotions",
     "load_emotions_parquet": "emotions",
@@ -70,4 +71,5 @@ __all__ = [
     "node_share",
     "read_label_polarities",
     "save_dataset",
+    "save_dataset_by_reference",
 ]

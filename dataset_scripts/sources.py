@@ -34,13 +34,14 @@ from datasets import (
     Features,
     IterableDataset,
     IterableDatasetDict,
+    Value,
     Video,
     load_dataset,
     load_from_disk,
 )
 from datasets.distributed import split_dataset_by_node
 
-from .common import LABEL_POLARITIES_FILE, VIDEO_EXTENSIONS, LabelVocabulary, check_label_polarities
+from .common import LABEL_POLARITIES_FILE, VIDEO_EXTENSIONS, LabelVocabulary, check_label_polarities, save_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -342,3 +343,22 @@ def node_share(
             )
         rows = split_dataset_by_node(rows, rank=process_index, world_size=num_processes)
     return rows.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+
+
+def save_dataset_by_reference(
+    dataset: DatasetDict, output_dir: str | os.PathLike, label_polarities: Mapping[str, str]
+) -> Path:
+    """
+    `save_dataset` with each video stored as the path of its file instead of its bytes (`save_to_disk` embeds the
+    bytes of every `Video` cell): the folder takes kilobytes instead of the size of the videos, and stays valid as
+    long as the files stay where they are. `--dataset_dir` reads both kinds.
+    """
+    referenced = {}
+    for split, rows in dataset.items():
+        videos = rows.cast_column("video", Video(decode=False))["video"]
+        embedded = [index for index, video in enumerate(videos) if video["bytes"]]
+        if embedded:
+            raise ValueError(f"Split {split!r} holds video bytes, not files (rows {embedded[:3]}...): use save_dataset.")
+        paths = [video["path"] for video in videos]
+        referenced[split] = rows.remove_columns("video").add_column("video", paths, feature=Value("string"))
+    return save_dataset(DatasetDict(referenced), output_dir, label_polarities)

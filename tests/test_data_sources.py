@@ -10,7 +10,7 @@ import pytest
 from datasets import IterableDataset, load_from_disk
 from media import make_video
 
-from dataset_scripts import LABEL_POLARITIES, load_training_data, node_share, save_dataset
+from dataset_scripts import LABEL_POLARITIES, load_training_data, node_share, save_dataset, save_dataset_by_reference
 from dataset_scripts.common import build_dataset_dict
 
 EMOTIONS = list(LABEL_POLARITIES["emotions"])
@@ -129,6 +129,17 @@ def test_a_saved_folder_still_loads_with_its_polarities(tmp_path, clips):
     assert data.label_polarities == LABEL_POLARITIES["synthetic"]
     assert len(data.train) == 8 and len(data.eval) == 1 and len(data.test) == 1
     assert data.train[:] == load_from_disk(str(tmp_path / "saved"))["train"][:]
+
+    # the same data set saved by reference: the paths, not the bytes, and the same rows read back
+    save_dataset_by_reference(build_dataset_dict(splits, names), tmp_path / "referenced", LABEL_POLARITIES["synthetic"])
+    size = sum(path.stat().st_size for path in (tmp_path / "referenced").rglob("*"))
+    assert size < sum(clip.stat().st_size for clip in clips[:10]) / 4
+    referenced = load_training_data(dataset_dir=tmp_path / "referenced")
+    assert referenced.video_column == "video" and referenced.train["video"] == [path for path, _ in splits["train"]]
+    assert referenced.train["label"] == data.train["label"] and referenced.label_polarities == data.label_polarities
+    embedded = load_from_disk(str(tmp_path / "saved"))
+    with pytest.raises(ValueError, match=r"Split 'train' holds video bytes, not files"):
+        save_dataset_by_reference(embedded, tmp_path / "again", LABEL_POLARITIES["synthetic"])
 
 
 def test_clear_errors_name_the_data_set_and_the_column(tmp_path, clips):
