@@ -267,7 +267,9 @@ class NodeShareTrainer(Trainer):
             persistent_workers=args.dataloader_persistent_workers,
             prefetch_factor=args.dataloader_prefetch_factor,
         )
-        return prepare_data_loader(loader, args.device, num_processes=1, process_index=0, dispatch_batches=False)
+        return prepare_data_loader(
+            loader, args.device, num_processes=1, process_index=0, put_on_device=True, dispatch_batches=False
+        )
 
 
 def gpu_loader_defaults(cpu_count: int, processes_per_machine: int, num_workers: int | None = None) -> list[str]:

@@ -350,8 +350,8 @@ def test_streaming_under_two_gloo_processes_gives_each_a_disjoint_share(tmp_path
 
 
 def test_streaming_needs_max_steps(tmp_path, emotions_parquet):
-    command = TRAIN + ["--output_dir", str(tmp_path / "run"), *PARQUET_RUN, "--dataset_name", str(emotions_parquet),
-                       "--streaming", "true"]  # fmt: skip
-    result = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert "--streaming needs --max_steps" in result.stderr
+    sys.path.insert(0, str(REPO / "examples"))
+    from train import main
+
+    with pytest.raises(ValueError, match="--streaming needs --max_steps"):
+        main(["--output_dir", str(tmp_path / "run"), *PARQUET_RUN, "--dataset_name", str(emotions_parquet), "--streaming", "true"])
