@@ -12,6 +12,9 @@ Each module is also a command line that builds, summarises and optionally saves 
 `python -m dataset_scripts.synthetic --output data/synthetic`; `save_dataset` stores the polarities next to the
 saved data (`read_label_polarities`).
 
+`load_training_data` (`sources.py`) is how `examples/train.py` reads any of these, a Hub dataset id, local parquet,
+Arrow or video files, or a stream, and chooses its splits.
+
 Names are imported on first use, so that `python -m dataset_scripts.<module>` does not import its module twice and
 importing one builder does not pay for the others.
 """

@@ -358,7 +358,9 @@ def save_dataset_by_reference(
         videos = rows.cast_column("video", Video(decode=False))["video"]
         embedded = [index for index, video in enumerate(videos) if video["bytes"]]
         if embedded:
-            raise ValueError(f"Split {split!r} holds video bytes, not files (rows {embedded[:3]}...): use save_dataset.")
+            raise ValueError(
+                f"Split {split!r} holds video bytes, not files (rows {embedded[:3]}...): use save_dataset."
+            )
         paths = [video["path"] for video in videos]
         referenced[split] = rows.remove_columns("video").add_column("video", paths, feature=Value("string"))
     return save_dataset(DatasetDict(referenced), output_dir, label_polarities)

@@ -354,4 +354,5 @@ def test_streaming_needs_max_steps(tmp_path, emotions_parquet):
     from train import main
 
     with pytest.raises(ValueError, match="--streaming needs --max_steps"):
-        main(["--output_dir", str(tmp_path / "run"), *PARQUET_RUN, "--dataset_name", str(emotions_parquet), "--streaming", "true"])
+        main(["--output_dir", str(tmp_path / "run"), *PARQUET_RUN, "--dataset_name", str(emotions_parquet),
+              "--streaming", "true"])  # fmt: skip
