@@ -228,6 +228,7 @@ def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_fla
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+
     def loader(args):
         return args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers
 
