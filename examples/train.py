@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fsspec
 import torch
 from accelerate.data_loader import prepare_data_loader
 from datasets import IterableDataset
@@ -190,9 +191,13 @@ def build_model(model_args: ModelArguments, label_polarities: dict[str, str]) ->
 
 def video_source(video):
     """What the processor reads from a video cell: `Video(decode=False)`'s `{"bytes", "path"}` (the bytes when
-    embedded, else the file), raw bytes (a parquet `binary` column), or a path."""
+    embedded, else the file), raw bytes (a parquet `binary` column), or a path. A remote path (`hf://...` in a
+    stream of a Hub video folder) is read into memory: the decoders open local files only."""
     if isinstance(video, dict):
-        return video["bytes"] if video.get("bytes") else video["path"]
+        video = video["bytes"] if video.get("bytes") else video["path"]
+    if isinstance(video, str) and "://" in video:
+        with fsspec.open(video, "rb") as file:
+            return file.read()
     return video
 
 

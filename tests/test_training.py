@@ -246,6 +246,18 @@ def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_fla
     assert parse_arguments(base + ["--use_cpu", "true"], has_accelerator=True)[2].dataloader_num_workers == 0
 
 
+def test_video_cells_of_every_kind_reach_the_processor(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    from train import video_source
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"some video bytes")
+    assert video_source({"bytes": b"embedded", "path": "clip.mp4"}) == b"embedded"
+    assert video_source({"bytes": None, "path": str(clip)}) == str(clip) == video_source(str(clip))
+    assert video_source(b"raw") == b"raw"
+    assert video_source({"bytes": None, "path": clip.as_uri()}) == b"some video bytes"  # remote: read into memory
+
+
 EMOTIONS = ["Excitation", "Fear", "Neutral", "Relaxation", "Sadness", "Tension"]
 
 
