@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
     args = parser.parse_args(argv)
 
-    state = PartialState()  # one process, or one of those `accelerate launch` started
+    # one process, or one of those `accelerate launch` started (on CPU, accelerate forms the group only when told)
+    state = PartialState(cpu=args.device == "cpu" or not torch.accelerator.is_available())
     device = args.device or state.device
     model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
