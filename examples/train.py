@@ -118,6 +118,9 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where `datasets` caches what it downloads/converts."}
+    )
     synthetic_train_per_class: int = 24
     synthetic_eval_per_class: int = 6
     synthetic_test_per_class: int = 10
@@ -169,6 +172,7 @@ def load_data(data_args: DataArguments, training_args: TrainingArguments):
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
+        cache_dir=data_args.cache_dir,
     )
 
 
