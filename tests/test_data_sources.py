@@ -77,7 +77,7 @@ def test_parquet_chunks_load_with_preset_labels_and_a_carved_stratified_validati
     assert labelled_bytes(glob.eval) == evaluation
 
     limited = load(tmp_path, dataset_name=str(root), validation_split_percentage=50, max_train_samples=4,
-                                 max_eval_samples=2)  # fmt: skip
+                   max_eval_samples=2)  # fmt: skip
     assert len(limited.train) == 4 and len(limited.eval) == 2
 
 
@@ -114,7 +114,7 @@ def test_a_video_folder_keeps_referencing_its_files(tmp_path, clips):
             (tmp_path / "videos" / split / label / clip.name).write_bytes(clip.read_bytes())
     polarities = {"happy": "positive", "calm": "neutral", "sad": "negative"}  # not the folders' sorted order
     data = load(tmp_path, dataset_name=str(tmp_path / "videos"), label_polarities=polarities,
-                              validation_split_percentage=50)  # fmt: skip
+                validation_split_percentage=50)  # fmt: skip
     assert data.train.features["label"].names == ["happy", "calm", "sad"]
     assert data.video_column == "video"
     for rows in (data.train, data.eval, data.test):
