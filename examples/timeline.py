@@ -10,7 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-from processing.pipeline_avcanet import segment_timeline  # noqa: E402
 
 AUDIO_COLOR, VISUAL_COLOR = "#1f77b4", "#ff7f0e"
 
@@ -18,6 +17,8 @@ AUDIO_COLOR, VISUAL_COLOR = "#1f77b4", "#ff7f0e"
 def timelines(outputs, time_spans, id2label) -> list[list[dict]]:
     """One timeline per video of a batch, from `AVCANetForVideoClassification` outputs and the processor's
     `segment_time_spans` `(batch, num_segments, 2)`."""
+    from processing.pipeline_avcanet import segment_timeline  # the package; the demo needs only the plot
+
     return [
         segment_timeline(
             outputs.segment_logits[row].cpu(),
