@@ -20,9 +20,10 @@ def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits
     audio and visual halves) and its `(num_segments, 2)` time spans in seconds.
 
     Each entry holds `start` and `end`, the segment's top `label` and its probability `score`, all class
-    `probabilities`, and how much of that label's lead over the average class comes from the audio and from the
-    picture: `audio` and `visual` are the two parts of the label's logit minus the mean logit (they sum to it; the
-    softmax ignores the mean), `audio_share` is the audio part's fraction of their absolute sum.
+    `probabilities`, and where that label's lead over the average class comes from: `audio` and `visual` are the two
+    parts of the label's logit minus the mean logit (they sum to that lead, which the softmax sees), and `audio_share`
+    is the audio's fraction of the support, the parts that are positive (a part below zero argues against the label;
+    the top label's lead is never negative, so some part supports it).
     """
     probabilities = segment_logits.float().softmax(dim=-1)  # (S, labels)
     audio = audio_segment_logits.float() - audio_segment_logits.float().mean(dim=-1, keepdim=True)
@@ -31,6 +32,7 @@ def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits
     for segment in torch.argsort(time_spans[:, 0], stable=True).tolist():
         top = int(probabilities[segment].argmax())
         audio_part, visual_part = float(audio[segment, top]), float(visual[segment, top])
+        support = max(audio_part, 0.0) + max(visual_part, 0.0)
         entries.append(
             {
                 "start": round(float(time_spans[segment, 0]), 3),
@@ -40,7 +42,7 @@ def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits
                 "probabilities": {id2label[k]: round(float(p), 4) for k, p in enumerate(probabilities[segment])},
                 "audio": round(audio_part, 4),
                 "visual": round(visual_part, 4),
-                "audio_share": round(abs(audio_part) / max(abs(audio_part) + abs(visual_part), 1e-12), 4),
+                "audio_share": round(max(audio_part, 0.0) / max(support, 1e-12), 4),
             }
         )
     return entries

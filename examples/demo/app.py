@@ -75,10 +75,11 @@ class EmotionDemo:
 
 def build_demo(model: str) -> gr.Blocks:
     problem = missing_model_message(model)
+    shown = os.path.relpath(model, REPOSITORY) if Path(model).resolve().is_relative_to(REPOSITORY) else model
     with gr.Blocks(title="AV-CANet emotions") as demo:
         gr.Markdown(
             "# AV-CANet: the emotion of a video, from its sound and its picture\n"
-            f"Model: `{model}`. Upload a short video; the timeline shows the emotion per segment and, below it, how "
+            f"Model: `{shown}`. Upload a short video; the timeline shows the emotion per segment and, below it, how "
             "much of each segment's top emotion the sound and the picture contribute."
         )
         if problem is not None:
