@@ -136,3 +136,19 @@ def test_an_unreadable_file_gets_a_clear_message_in_the_page(served):
     assert "Could not read" in message and "broken.mp4" in message, message
     assert "Traceback" not in driver.page_source
     assert timeline_image_size(driver) == (0, 0)
+
+
+def test_a_missing_model_is_explained_with_the_command_that_makes_it(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("avcanet_demo_app", APP)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.DEFAULT_MODEL = tmp_path / "outputs" / "avcanet-demo"  # as on a fresh clone, before `make demo`
+    assert "make demo" in app.missing_model_message(str(app.DEFAULT_MODEL))
+    missing = tmp_path / "no-model-here"
+    demo = app.build_demo(str(missing))
+    shown = " ".join(str(getattr(block, "value", "")) for block in demo.blocks.values())
+    assert f"No AV-CANet model at `{missing}`" in shown and "--model" in shown
+    assert "No AV-CANet model" in capsys.readouterr().err
+    assert app.missing_model_message("org/avcanet-emotions") is None  # a Hub id is left to pipeline()
