@@ -41,7 +41,7 @@ def batches(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def predict(model, processor, videos: list[Path], top_k: int, batch_size: int, timeline: bool = False) -> Iterator[dict]:
+def predict(model, processor, videos: list[Path], top_k: int, batch_size: int, timeline=False) -> Iterator[dict]:
     """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read."""
     config = model.config
     device = next(model.parameters()).device

@@ -29,7 +29,7 @@ WAIT_S = 240  # the app's first start imports gradio and torch; on 2 busy cores 
 
 
 if CHROMIUM is None or CHROMEDRIVER is None:  # `make test` installs both; a bare `pytest` without them cannot run this
-    pytest.skip("Debian chromium and chromium-driver are not installed (`make test` installs them)", allow_module_level=True)
+    pytest.skip("Debian chromium and chromium-driver are missing (`make test` installs them)", allow_module_level=True)
 
 
 def free_port() -> int:

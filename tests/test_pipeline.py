@@ -55,7 +55,8 @@ def test_pipeline_from_a_saved_folder_in_a_process_that_never_imports_the_packag
     tone = make_video(tmp_path / "tone.mp4", num_frames=48, fps=24, tone_start_s=0.5)
     silent = make_video(tmp_path / "silent.mp4", num_frames=30, fps=15, with_audio=False)
     config = json.loads((folder / "config.json").read_text())
-    assert config["custom_pipelines"]["video-classification"]["impl"] == "pipeline_avcanet.AVCANetVideoClassificationPipeline"
+    impl = config["custom_pipelines"]["video-classification"]["impl"]
+    assert impl == "pipeline_avcanet.AVCANetVideoClassificationPipeline"
     assert (folder / "pipeline_avcanet.py").exists()
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),

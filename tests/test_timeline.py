@@ -166,7 +166,8 @@ def test_predict_writes_the_timeline_and_one_plot_per_video(media, tmp_path):
         assert [entry["start"] for entry in timeline] == sorted(entry["start"] for entry in timeline)
         for entry in timeline:
             assert 0 <= entry["start"] < entry["end"] <= 2.6
-            assert entry["label"] in config["id2label"].values() and entry["score"] == max(entry["probabilities"].values())
+            assert entry["label"] in config["id2label"].values()
+            assert entry["score"] == max(entry["probabilities"].values())
             assert 0.0 <= entry["audio_share"] <= 1.0
     assert "error" in lines[2] and "timeline" not in lines[2]
     pngs = sorted(plots.glob("*.png"))

@@ -35,7 +35,9 @@ def missing_model_message(model: str) -> str | None:
             return f"`{model}` holds no saved model (no `config.json`)."
         return None
     if path.is_absolute() or path.exists() or model.count("/") != 1:
-        hint = " Make the demo model with `make demo` (about a minute of CPU training)." if path == DEFAULT_MODEL else ""
+        hint = ""
+        if path == DEFAULT_MODEL:
+            hint = " Make the demo model with `make demo` (about a minute of CPU training)."
         return f"No AV-CANet model at `{model}`.{hint} Or start the demo with `--model FOLDER_OR_HUB_ID`."
     return None
 
