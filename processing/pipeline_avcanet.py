@@ -90,6 +90,12 @@ class AVCANetVideoClassificationPipeline(Pipeline):
         # batching pads with the feature extractor's settings (all AV-CANet inputs of a model have one shape)
         self.feature_extractor = self.processor.feature_extractor
 
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save the model and its processor (whose code includes this file), so the folder works with `pipeline()`
+        again; the base class would save the feature extractor alone."""
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
+
     def _sanitize_parameters(self, top_k=None, timeline=None):
         postprocess_params = {}
         if top_k is not None:

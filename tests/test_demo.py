@@ -72,7 +72,7 @@ def browser(width: int = 1280, height: int = 1100):
 
 
 def upload(driver, url: str, video: Path):
-    """Open the page and upload `video` into the video component (the upload runs the analysis)."""
+    """Open the page and upload `video` into the video component (a new video runs the analysis)."""
     driver.get(url)
     wait = WebDriverWait(driver, WAIT_S)
     field = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#video input[type=file]"))

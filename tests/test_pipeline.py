@@ -40,6 +40,8 @@ CLEAN_PROCESS = textwrap.dedent(
         classifier(folder + "/missing.mp4")
     except ValueError as error:
         report["error"] = f"{type(error).__name__}: {error}"
+    classifier.save_pretrained(folder + "-resaved")
+    report["resaved"] = pipeline("video-classification", model=folder + "-resaved", trust_remote_code=True)(tone, top_k=6)
     report["package_imported"] = any(name.split(".")[0] in ("modeling_avcanet", "processing") for name in sys.modules)
     print(json.dumps(report))
     """
@@ -91,6 +93,7 @@ def test_pipeline_from_a_saved_folder_in_a_process_that_never_imports_the_packag
             assert abs(score - tone_scores[label]) < 1e-5, kind
         assert all(entry["polarity"] == model.config.label_polarities[entry["label"]] for entry in got)
     assert report["top_2"] == report["path"][:2]
+    assert report["resaved"] == report["path"]
 
     batched = report["batched"]
     assert len(batched) == 3 and batched[0] == batched[2]

@@ -102,7 +102,7 @@ def build_demo(model: str) -> gr.Blocks:
                 plot = gr.Image(label="Timeline", type="filepath", elem_id="timeline", interactive=False)
         outputs = [emotions, status, plot]
         button.click(app.analyse, inputs=video, outputs=outputs)
-        video.upload(app.analyse, inputs=video, outputs=outputs)
+        video.change(app.analyse, inputs=video, outputs=outputs)  # an upload, a demo clip picked, or a clear
     return demo
 
 
