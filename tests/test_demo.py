@@ -101,6 +101,10 @@ def timeline_image_size(driver) -> tuple[int, int]:
 def served(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("demo")
     model = save_tiny_model(tmp_path / "model")
+    # where `make demo` leaves its held-out clips: the page offers them as demo clips
+    clips = model / "data" / "videos" / "test" / "Fear"
+    clips.mkdir(parents=True)
+    make_video(clips / "test_00000.mp4", num_frames=40, fps=20)
     process, url = start_app(model, tmp_path)
     driver = browser()
     yield driver, url, model, tmp_path
@@ -124,6 +128,15 @@ def test_upload_shows_the_top_emotion_and_the_timeline_plot(served):
     screenshot = tmp_path / "page.png"
     assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     assert "Traceback" not in driver.page_source
+
+
+def test_picking_a_demo_clip_analyses_it(served):
+    driver, url, _, _ = served
+    driver.get(url)
+    wait = WebDriverWait(driver, WAIT_S)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "button.gallery-item"))[0].click()
+    wait.until(lambda d: timeline_image_size(d)[0] > 0 and "polarity" in status_text(d))
+    assert top_emotion(driver) in status_text(driver)
 
 
 def test_an_unreadable_file_gets_a_clear_message_in_the_page(served):
