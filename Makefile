@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ffmpeg benchmark clean
+.PHONY: demo test ffmpeg browser benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ ffmpeg:
 		else echo "FFmpeg libraries missing and not root: torchcodec will be unavailable, PyAV is used instead"; fi; \
 	fi
 
+# the demo's browser test (tests/test_demo.py) drives Debian's chromium through Selenium
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+		else echo "chromium or chromium-driver missing and not root: the browser test will be skipped"; fi; \
+	fi
+
 DEMO_DIR := outputs/avcanet-demo
 
 # generate the synthetic set, train, evaluate on its test split, then predict the held-out clips
@@ -29,7 +37,7 @@ demo: $(STAMP) ffmpeg
 	HF_HUB_OFFLINE=1 $(PY) examples/train.py --output_dir $(DEMO_DIR)
 	HF_HUB_OFFLINE=1 $(PY) examples/predict.py $(DEMO_DIR) $(DEMO_DIR)/data/videos/test --top_k 2
 
-test: $(STAMP) ffmpeg
+test: $(STAMP) ffmpeg browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --timeout 900 tests
 
 # the quick mode of each benchmark (under a minute each); drop --quick for the full runs of benchmarks/README.md

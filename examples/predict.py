@@ -5,7 +5,9 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
     python examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --bf16 --output predictions.jsonl
     accelerate launch examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --output predictions.jsonl
 
-Each line holds the file, its top-k labels with probabilities and the polarity of the top label. A file that cannot
+Each line holds the file, its top-k labels with probabilities and the polarity of the top label; with `--timeline`,
+also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and with `--plot
+DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
 be read gets a line with its `error` instead, and the run goes on; a summary of such files ends the run on stderr.
 The model and processor load through the Auto classes with `trust_remote_code=True`, so any saved AV-CANet folder
 or Hub repository works, whichever version of this package wrote it.
@@ -28,6 +30,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from torch.utils.data import DataLoader, Dataset
+from timeline import save_timeline_plot, timelines
 from tqdm.auto import tqdm
 from transformers import AutoModelForVideoClassification, AutoProcessor
 
@@ -49,8 +52,8 @@ class VideoFiles(Dataset):
     """`(path, processed inputs, None)` of each file, or `(path, None, why it could not be read)`: a bad file never
     stops the run, also when read in a DataLoader worker."""
 
-    def __init__(self, videos: list[Path], processor):
-        self.videos, self.processor = videos, processor
+    def __init__(self, videos: list[Path], processor, processor_kwargs: dict):
+        self.videos, self.processor, self.processor_kwargs = videos, processor, processor_kwargs
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -58,7 +61,7 @@ class VideoFiles(Dataset):
     def __getitem__(self, index: int):
         path = self.videos[index]
         try:
-            return path, dict(self.processor(videos=str(path))), None
+            return path, dict(self.processor(videos=str(path), **self.processor_kwargs)), None
         except (ValueError, OSError) as error:  # the processor's VideoDecodingError is a ValueError naming the file
             return path, None, str(error)
         except Exception as error:  # a decoder failing in an unforeseen way still only costs this file
@@ -66,13 +69,21 @@ class VideoFiles(Dataset):
 
 
 def predict(
-    model, processor, videos: list[Path], top_k: int, batch_size: int, num_workers: int = 0, bf16: bool = False
+    model,
+    processor,
+    videos: list[Path],
+    top_k: int,
+    batch_size: int,
+    num_workers: int = 0,
+    bf16: bool = False,
+    timeline: bool = False,
 ) -> Iterator[dict]:
-    """One result per video, in order: its top-k labels, or the reason it could not be read."""
+    """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read."""
     config = model.config
     device = next(model.parameters()).device
     loader = DataLoader(
-        VideoFiles(videos, processor),
+        # older saved processors do not know `return_time_spans`: ask only when needed
+        VideoFiles(videos, processor, {"return_time_spans": True} if timeline else {}),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=list,
@@ -85,8 +96,10 @@ def predict(
         if readable:
             stacked = {key: torch.cat([inputs[key] for _, inputs in readable]).to(device, non_blocking=True)
                        for key in readable[0][1]}  # fmt: skip
+            time_spans = stacked.pop("segment_time_spans", None)
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                probabilities = model(**stacked).logits.float().softmax(dim=-1).cpu()
+                outputs = model(**stacked)
+            probabilities = outputs.logits.float().softmax(dim=-1).cpu()
             scores, indices = probabilities.topk(min(top_k, config.num_labels), dim=-1)
             for row, (path, _) in enumerate(readable):
                 labels = [config.id2label[int(index)] for index in indices[row]]
@@ -97,14 +110,23 @@ def predict(
                     ],
                     "polarity": (config.label_polarities or {}).get(labels[0]),
                 }
+            if timeline:
+                for (path, _), entries in zip(readable, timelines(outputs, time_spans, config.id2label)):
+                    results[path]["timeline"] = entries
         for path, _, error in batch:
             yield results.get(path) or {"path": str(path), "error": error}
 
 
-def write_lines(results: Iterator[dict], output, total: int, progress: bool) -> list[str]:
-    """Each result as a JSON line, flushed as it comes; returns the paths of the files that could not be read."""
+def write_lines(results: Iterator[dict], output, total: int, progress: bool, args, first_index: int = 0) -> list[str]:
+    """Each result as a JSON line, flushed as it comes, and its timeline plot with `--plot`; returns the paths of the
+    files that could not be read."""
     unreadable = []
-    for result in tqdm(results, total=total, unit="video", disable=not progress):
+    for index, result in enumerate(tqdm(results, total=total, unit="video", disable=not progress), first_index):
+        if args.plot and "timeline" in result:
+            name = f"{index:04d}_{Path(result['path']).stem}.png"  # numbered: two folders may hold the same name
+            save_timeline_plot(result["timeline"], args.plot / name, title=Path(result["path"]).name)
+        if not args.timeline:
+            result.pop("timeline", None)
         output.write(json.dumps(result) + "\n")
         output.flush()
         if "error" in result:
@@ -126,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     parser.add_argument("--output", help="write the JSON lines to this file instead of stdout")
     parser.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
+    parser.add_argument("--timeline", action="store_true", help="add each video's per-segment emotion timeline")
+    parser.add_argument("--plot", type=Path, metavar="DIR", help="write one timeline PNG per video into DIR")
     args = parser.parse_args(argv)
 
     # one process, or one of those `accelerate launch` started (on CPU, accelerate forms the group only when told)
@@ -134,20 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     videos = find_videos(args.inputs)
+    options = dict(num_workers=args.num_workers, bf16=args.bf16, timeline=args.timeline or args.plot is not None)
 
     if state.num_processes == 1:
         with open_output(args.output) as stream:
-            results = predict(model, processor, videos, args.top_k, args.batch_size, args.num_workers, args.bf16)
-            unreadable = write_lines(results, stream, len(videos), progress=True)
+            results = predict(model, processor, videos, args.top_k, args.batch_size, **options)
+            unreadable = write_lines(results, stream, len(videos), progress=True, args=args)
     else:  # each process writes its contiguous share into a folder the main process chose, which merges them in order
         parts_dir = [tempfile.mkdtemp(prefix="predict-", dir=Path(args.output).parent if args.output else None)
                      if state.is_main_process else None]  # fmt: skip
         broadcast_object_list(parts_dir)
         part_files = [Path(parts_dir[0]) / f"part-{index:05d}.jsonl" for index in range(state.num_processes)]
-        with state.split_between_processes(videos) as share, open(part_files[state.process_index], "w") as part:
+        with state.split_between_processes(list(enumerate(videos))) as indexed_share, open(
+            part_files[state.process_index], "w"
+        ) as part:
+            share = [path for _, path in indexed_share]
             print(f"Process {state.process_index} of {state.num_processes}: {len(share)} file(s)", file=sys.stderr)
-            results = predict(model, processor, share, args.top_k, args.batch_size, args.num_workers, args.bf16)
-            write_lines(results, part, len(share), progress=state.is_main_process)
+            results = predict(model, processor, share, args.top_k, args.batch_size, **options)
+            first_index = indexed_share[0][0] if indexed_share else 0
+            write_lines(results, part, len(share), progress=state.is_main_process, args=args, first_index=first_index)
         state.wait_for_everyone()
         if not state.is_main_process:
             return 0

@@ -1,5 +1,7 @@
 """AV-CANet model configuration."""
 
+import copy
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
@@ -10,6 +12,15 @@ AUTO_MAP = {
     "AutoConfig": "configuration_avcanet.AVCANetConfig",
     "AutoModel": "modeling_avcanet.AVCANetModel",
     "AutoModelForVideoClassification": "modeling_avcanet.AVCANetForVideoClassification",
+}
+# What `Pipeline.save_pretrained` writes for a registered custom pipeline: `pipeline("video-classification", model=
+# <saved folder>, trust_remote_code=True)` then runs the AV-CANet pipeline that the processor saves beside its code.
+CUSTOM_PIPELINES = {
+    "video-classification": {
+        "impl": "pipeline_avcanet.AVCANetVideoClassificationPipeline",
+        "pt": ["AutoModelForVideoClassification"],
+        "type": "multimodal",
+    }
 }
 
 # Label sets of the data sets AV-CANet reports on, in the class-index order of their annotation files, with the
@@ -172,6 +183,8 @@ class AVCANetConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         # a saved checkpoint must load through all three Auto classes, not only the one of the saved model
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        # a deep copy: `pipeline()` turns the "pt" names of the config's entry into classes in place
+        self.custom_pipelines = {**copy.deepcopy(CUSTOM_PIPELINES), **(getattr(self, "custom_pipelines", None) or {})}
         self.validate_architecture()
 
     @classmethod

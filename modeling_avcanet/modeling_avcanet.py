@@ -66,12 +66,17 @@ class AVCANetModelOutput(ModelOutput):
     audio_hidden_states, visual_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         Per-segment states `(batch_size, num_segments, hidden_size)` of each modality: the branch output, the output
         of every pyramid level and the level-weighted sum. Returned with `output_hidden_states=True`.
+    audio_segment_embeds, visual_segment_embeds (`torch.FloatTensor` of shape `(batch_size, num_segments, hidden_size)`):
+        Each segment's state after the global cross-attention; `audio_embeds` and `visual_embeds` are their means
+        over segments.
     """
 
     audio_embeds: torch.FloatTensor | None = None
     visual_embeds: torch.FloatTensor | None = None
     audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_segment_embeds: torch.FloatTensor | None = None
+    visual_segment_embeds: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -82,7 +87,14 @@ class AVCANetVideoClassifierOutput(ModelOutput):
     logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
         Fused audio-visual classification scores.
     audio_logits, visual_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
-        Scores of the audio half and the visual half of the classifier alone.
+        Scores of the audio half and the visual half of the classifier alone; `audio_logits + visual_logits` is
+        `logits`.
+    segment_logits (`torch.FloatTensor` of shape `(batch_size, num_segments, num_labels)`):
+        The classifier applied to each segment's fused states. The global fusion ends in a mean over segments and the
+        classifier is linear, so their mean over segments is `logits` (up to float rounding): the emotion timeline.
+    audio_segment_logits, visual_segment_logits (`torch.FloatTensor` of shape `(batch_size, num_segments, num_labels)`):
+        The audio and visual halves of `segment_logits` (they sum to it); their means are `audio_logits` and
+        `visual_logits`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -91,6 +103,9 @@ class AVCANetVideoClassifierOutput(ModelOutput):
     visual_logits: torch.FloatTensor | None = None
     audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    segment_logits: torch.FloatTensor | None = None
+    audio_segment_logits: torch.FloatTensor | None = None
+    visual_segment_logits: torch.FloatTensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -412,7 +427,7 @@ class AVCANetLevelWeighting(nn.Module):
 
 
 class AVCANetGlobalCrossAttention(nn.Module):
-    """Bidirectional cross-attention over all segments with residual, then the temporal mean."""
+    """Bidirectional cross-attention over all segments with residual; the temporal mean is taken by the caller."""
 
     def __init__(self, config: AVCANetConfig):
         super().__init__()
@@ -425,7 +440,7 @@ class AVCANetGlobalCrossAttention(nn.Module):
         visual_attended = self.attention(visual, audio, audio, need_weights=False)[0]
         audio = self.audio_output(audio_attended) + audio
         visual = self.visual_output(visual_attended) + visual
-        return visual.mean(dim=1), audio.mean(dim=1)  # (B, hidden) each
+        return visual, audio  # (B, S, hidden) each
 
 
 class AVCANetLocalGlobalFusion(nn.Module):
@@ -447,8 +462,8 @@ class AVCANetLocalGlobalFusion(nn.Module):
         visual, audio = self.level_weighting(torch.stack(visual_states[1:], dim=2), torch.stack(audio_states[1:], dim=2))
         visual_states.append(visual)
         audio_states.append(audio)
-        visual_embeds, audio_embeds = self.global_attention(visual, audio)
-        return visual_embeds, audio_embeds, tuple(visual_states), tuple(audio_states)
+        visual_segments, audio_segments = self.global_attention(visual, audio)  # (B, S, hidden) each
+        return visual_segments, audio_segments, tuple(visual_states), tuple(audio_states)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -521,14 +536,16 @@ class AVCANetModel(AVCANetPreTrainedModel):
         if audio_mask is not None:
             has_audio = audio_mask.to(device=audio.device, dtype=torch.bool)[:, None, None]  # (B, 1, 1)
             audio = torch.where(has_audio, audio, self.missing_audio_embedding.to(audio.dtype))
-        visual_embeds, audio_embeds, visual_states, audio_states = self.fusion(visual, audio)
+        visual_segments, audio_segments, visual_states, audio_states = self.fusion(visual, audio)
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         return AVCANetModelOutput(
-            audio_embeds=audio_embeds,
-            visual_embeds=visual_embeds,
+            audio_embeds=audio_segments.mean(dim=1),  # (B, hidden): the release's temporal mean
+            visual_embeds=visual_segments.mean(dim=1),
             audio_hidden_states=audio_states if output_hidden_states else None,
             visual_hidden_states=visual_states if output_hidden_states else None,
+            audio_segment_embeds=audio_segments,
+            visual_segment_embeds=visual_segments,
         )
 
 
@@ -560,10 +577,19 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         """
         outputs = self.avcanet(pixel_values_videos, input_features, audio_mask, output_hidden_states)
         hidden_size = self.config.hidden_size
-        logits = self.classifier(torch.cat([outputs.audio_embeds, outputs.visual_embeds], dim=-1))
-        # each half of the shared classifier scores one modality alone; each gets half the bias (OGM-GE style)
-        audio_logits = F.linear(outputs.audio_embeds, self.classifier.weight[:, :hidden_size], self.classifier.bias / 2)
-        visual_logits = F.linear(outputs.visual_embeds, self.classifier.weight[:, hidden_size:], self.classifier.bias / 2)
+        # The classifier is linear and follows the temporal mean, so it is applied to every segment and averaged after:
+        # the same logits, and per-segment ones whose mean they are. Each half of the shared classifier scores one
+        # modality alone and gets half the bias (OGM-GE style), so the two halves sum to the fused scores.
+        audio_segment_logits = F.linear(
+            outputs.audio_segment_embeds, self.classifier.weight[:, :hidden_size], self.classifier.bias / 2
+        )  # (B, S, labels)
+        visual_segment_logits = F.linear(
+            outputs.visual_segment_embeds, self.classifier.weight[:, hidden_size:], self.classifier.bias / 2
+        )
+        segment_logits = audio_segment_logits + visual_segment_logits
+        logits = segment_logits.mean(dim=1)  # (B, labels)
+        audio_logits = audio_segment_logits.mean(dim=1)
+        visual_logits = visual_segment_logits.mean(dim=1)
 
         loss = None
         if labels is not None:
@@ -575,6 +601,9 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
             visual_logits=visual_logits,
             audio_hidden_states=outputs.audio_hidden_states,
             visual_hidden_states=outputs.visual_hidden_states,
+            segment_logits=segment_logits,
+            audio_segment_logits=audio_segment_logits,
+            visual_segment_logits=visual_segment_logits,
         )
 
     def loss(self, logits, audio_logits, visual_logits, labels, audio_mask=None, num_items_in_batch=None):

@@ -85,6 +85,26 @@ def segment_window_centers(
     return (begin + end) / 2
 
 
+def segment_time_spans(
+    positions: torch.Tensor,
+    timestamps: torch.Tensor,
+    durations: torch.Tensor,
+    num_frames: int,
+    clip_duration: float,
+) -> torch.Tensor:
+    """Start and end, in seconds on the clip's own timeline, of the frames each segment sampled, `(S, 2)` float64.
+
+    A window starts with its first frame and ends when its last frame ends (arguments as for
+    `segment_window_centers`, so variable frame rates are exact). In a loop-padded clip a window that wraps past the
+    clip's end is cut there, so every span lies within `[0, clip_duration]`.
+    """
+    loops = (positions // num_frames).to(torch.float64)
+    timestamps = timestamps.to(torch.float64)
+    start = timestamps[:, 0]
+    end = (loops[:, -1] - loops[:, 0]) * clip_duration + timestamps[:, -1] + durations[:, -1].to(torch.float64)
+    return torch.stack([start, end.clamp(max=clip_duration)], dim=-1)
+
+
 def audio_window_starts(centers: torch.Tensor, window_duration: float, clip_duration: float) -> torch.Tensor:
     """Start time, in seconds on the looped clip's timeline, of each segment's audio window, `(S,)` float64.
 
@@ -118,6 +138,7 @@ __all__ = [
     "looped_windows",
     "sample_segment_frame_indices",
     "sample_segment_positions",
+    "segment_time_spans",
     "segment_window_centers",
     "windows_within_clip",
 ]

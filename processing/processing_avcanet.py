@@ -7,6 +7,9 @@ from transformers.processing_utils import ProcessorMixin
 
 from .feature_extraction_avcanet import AVCANetFeatureExtractor, to_mono_waveform
 from .frame_sampling import audio_window_starts
+# not used here: imported so that `save_pretrained` copies it with the processor's code (`pipeline()` loads it from
+# there, as the config's `custom_pipelines` says)
+from .pipeline_avcanet import AVCANetVideoClassificationPipeline  # noqa: F401
 from .video_decoding import is_single_video, open_video, single_torch_thread
 from .video_processing_avcanet import AVCANetVideoProcessor
 
@@ -87,6 +90,7 @@ class AVCANetProcessor(ProcessorMixin):
         training: bool = False,
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
+        return_time_spans: bool = False,
     ) -> BatchFeature:
         """
         Args:
@@ -101,11 +105,14 @@ class AVCANetProcessor(ProcessorMixin):
                 deterministic centre ones.
             generator: the random source in training; the global torch RNG when `None`.
             return_tensors: `"pt"` (default) or `"np"`.
+            return_time_spans: also return `segment_time_spans`, which the model does not take (pop it before
+                `model(**inputs)`).
 
         Returns:
             `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
             float32, `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
-            `audio_mask` `(batch,)` int64.
+            `audio_mask` `(batch,)` int64; with `return_time_spans`, `segment_time_spans` `(batch, num_segments, 2)`
+            float64: the start and end, in seconds from the video's first frame, of the frames each segment sampled.
         """
         if videos is None:
             raise ValueError("AVCANetProcessor needs `videos`.")
@@ -118,7 +125,7 @@ class AVCANetProcessor(ProcessorMixin):
             if len(audio) != len(videos):
                 raise ValueError(f"Got {len(audio)} audio clips for {len(videos)} videos.")
 
-        pixel_values, input_features, audio_mask = [], [], []
+        pixel_values, input_features, audio_mask, time_spans = [], [], [], []
         with single_torch_thread():
             for index, video in enumerate(videos):
                 given = audio[index] if audio is not None else None
@@ -128,12 +135,15 @@ class AVCANetProcessor(ProcessorMixin):
                 pixel_values.append(clip.pixel_values)
                 input_features.append(features)
                 audio_mask.append(has_audio)
+                time_spans.append(clip.segment_spans)
 
         data = {
             "pixel_values_videos": torch.stack(pixel_values),  # (B, S * T, C, H, W)
             "input_features": torch.stack(input_features),  # (B, n_mels, S * F)
             "audio_mask": torch.tensor(audio_mask, dtype=torch.long),  # (B,)
         }
+        if return_time_spans:
+            data["segment_time_spans"] = torch.stack(time_spans)  # (B, S, 2)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _process_one(self, video, audio, audio_given: bool, sampling_rate, training, generator):

@@ -12,7 +12,7 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from .errors import VideoDecodingError
-from .frame_sampling import sample_segment_positions, segment_window_centers
+from .frame_sampling import sample_segment_positions, segment_time_spans, segment_window_centers
 from .video_decoding import AVCANetVideoReader, FrameDecodingFailed, is_single_video, open_video, single_torch_thread
 
 
@@ -72,6 +72,7 @@ class AVCANetSampledClip:
     pixel_values: torch.Tensor  # (S * T, C, H, W) float32
     segment_centers: torch.Tensor  # (S,) float64, seconds on the looped clip's timeline
     clip_duration: float  # seconds, the loop period
+    segment_spans: torch.Tensor  # (S, 2) float64, start and end of each segment's frames, seconds in the clip
 
 
 class AVCANetVideoProcessor(BaseVideoProcessor):
@@ -181,10 +182,13 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
         pixel_values = self.rescale_and_normalize(
             frames, self.do_rescale, self.rescale_factor, self.do_normalize, self.image_mean, self.image_std
         )
-        centers = segment_window_centers(
-            positions, torch.stack(timestamps), torch.stack(durations), reader.num_frames, reader.clip_duration
+        timing = (positions, torch.stack(timestamps), torch.stack(durations), reader.num_frames, reader.clip_duration)
+        return AVCANetSampledClip(
+            pixel_values.to(torch.float32),
+            segment_window_centers(*timing),
+            reader.clip_duration,
+            segment_time_spans(*timing),
         )
-        return AVCANetSampledClip(pixel_values.to(torch.float32), centers, reader.clip_duration)
 
     def _transform(self, frames: torch.Tensor, augmentation: AVCANetSpatialAugmentation | None) -> torch.Tensor:
         """Crop, resize (and in training augment) uint8 frames `(T, C, H, W)`."""

@@ -1,0 +1,119 @@
+"""
+AV-CANet web demo (Gradio, in the Hugging Face Spaces layout: `app.py` + `requirements.txt`).
+
+    python examples/demo/app.py                          # the demo model, outputs/avcanet-demo (`make demo` makes it)
+    python examples/demo/app.py --model org/avcanet-x    # any saved AV-CANet folder or Hub repository
+    AVCANET_MODEL=path/to/folder python app.py           # as a Space runs it
+
+Upload a video (or pick a demo clip): the page shows the top emotions with their polarity, the emotion timeline
+(class probabilities per segment) and how much of each segment's top emotion comes from the sound and how much
+from the picture. The model runs through `pipeline("video-classification", trust_remote_code=True)`, with the
+pipeline class the checkpoint carries. A file that cannot be read gets a message in the page, not a stack trace.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/timeline.py (in a Space: beside app.py)
+from timeline import save_timeline_plot  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = REPOSITORY / "outputs" / "avcanet-demo"
+MAX_EXAMPLES = 4
+
+
+def missing_model_message(model: str) -> str | None:
+    """Why `model` cannot be used, or None. A Hub id (`org/name`) is left for `pipeline()` to fetch."""
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            return f"`{model}` holds no saved model (no `config.json`)."
+        return None
+    if path.is_absolute() or path.exists() or model.count("/") != 1:
+        hint = ""
+        if path == DEFAULT_MODEL:
+            hint = " Make the demo model with `make demo` (about a minute of CPU training)."
+        return f"No AV-CANet model at `{model}`.{hint} Or start the demo with `--model FOLDER_OR_HUB_ID`."
+    return None
+
+
+def demo_clips(model: str) -> list[str]:
+    """A few held-out clips of the synthetic set that `make demo` generates beside its model."""
+    videos = Path(model) / "data" / "videos" / "test"
+    clips = sorted(videos.rglob("*.mp4")) if videos.is_dir() else []
+    by_class = {}  # one clip per class first
+    for clip in clips:
+        by_class.setdefault(clip.parent.name, str(clip))
+    return (list(by_class.values()) + [str(clip) for clip in clips])[:MAX_EXAMPLES]
+
+
+class EmotionDemo:
+    def __init__(self, model: str):
+        from transformers import pipeline
+
+        self.classifier = pipeline("video-classification", model=model, trust_remote_code=True)
+        self.plots = Path(tempfile.mkdtemp(prefix="avcanet-demo-"))
+
+    def analyse(self, video: str | None):
+        """Top emotions, a status line (polarity, or why the file could not be read) and the timeline plot."""
+        if not video:
+            return None, "Upload a video or pick a demo clip.", None
+        name = Path(video).name
+        try:
+            result = self.classifier(video, top_k=5, timeline=True)
+        except (ValueError, OSError, RuntimeError) as error:  # the processor's VideoDecodingError is a ValueError
+            return None, f"**Could not read `{name}`.** {error}", None
+        labels = result["labels"]
+        top = labels[0]
+        status = f"**{top['label']}** ({top['score']:.0%}), polarity **{top['polarity'] or 'unknown'}**."
+        plot = save_timeline_plot(result["timeline"], self.plots / f"{Path(name).stem}.png", title=name)
+        return {entry["label"]: entry["score"] for entry in labels}, status, str(plot)
+
+
+def build_demo(model: str) -> gr.Blocks:
+    problem = missing_model_message(model)
+    shown = os.path.relpath(model, REPOSITORY) if Path(model).resolve().is_relative_to(REPOSITORY) else model
+    with gr.Blocks(title="AV-CANet emotions") as demo:
+        gr.Markdown(
+            "# AV-CANet: the emotion of a video, from its sound and its picture\n"
+            f"Model: `{shown}`. Upload a short video; the timeline shows the emotion per segment and, below it, how "
+            "much of each segment's top emotion the sound and the picture contribute."
+        )
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            gr.Markdown(f"### {problem}", elem_id="model-missing")
+            return demo
+        app = EmotionDemo(model)
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", sources=["upload"], elem_id="video")
+                button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                clips = demo_clips(model)
+                if clips:
+                    gr.Examples(clips, inputs=video, label="Demo clips")
+            with gr.Column(scale=2):
+                status = gr.Markdown(elem_id="status")
+                emotions = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotions")
+                plot = gr.Image(label="Timeline", type="filepath", elem_id="timeline", interactive=False)
+        outputs = [emotions, status, plot]
+        button.click(app.analyse, inputs=video, outputs=outputs)
+        video.change(app.analyse, inputs=video, outputs=outputs)  # an upload, a demo clip picked, or a clear
+    return demo
+
+
+def main(argv: list[str] | None = None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=os.environ.get("AVCANET_MODEL", str(DEFAULT_MODEL)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    args = parser.parse_args(argv)
+    build_demo(args.model).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""`pipeline("video-classification", model=<AV-CANet folder or Hub id>, trust_remote_code=True)` for AV-CANet.
+
+transformers' own video-classification pipeline reads frames only and expects `config.num_frames`; AV-CANet needs the
+frames and the sound of the same file, sampled by its processor. A saved AV-CANet folder therefore names this class
+in its `config.json` (`custom_pipelines`, as `Pipeline.save_pretrained` writes it for a registered custom pipeline)
+and carries this file next to the processor's, so `pipeline()` loads it as remote code.
+
+The emotion timeline comes from the model's structure: the per-segment logits average to the prediction, and each is
+exactly the sum of an audio part and a visual part (the two halves of the linear classifier).
+"""
+
+import torch
+from transformers import Pipeline
+
+from .errors import VideoDecodingError
+
+
+def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits, time_spans, id2label) -> list[dict]:
+    """One entry per segment, in time order, from one video's `(num_segments, num_labels)` segment logits (and their
+    audio and visual halves) and its `(num_segments, 2)` time spans in seconds.
+
+    Each entry holds `start` and `end`, the segment's top `label` and its probability `score`, all class
+    `probabilities`, and where that label's lead over the average class comes from: `audio` and `visual` are the two
+    parts of the label's logit minus the mean logit (they sum to that lead, which the softmax sees), and `audio_share`
+    is the audio's fraction of the support, the parts that are positive (a part below zero argues against the label;
+    the top label's lead is never negative, so some part supports it).
+    """
+    probabilities = segment_logits.float().softmax(dim=-1)  # (S, labels)
+    audio = audio_segment_logits.float() - audio_segment_logits.float().mean(dim=-1, keepdim=True)
+    visual = visual_segment_logits.float() - visual_segment_logits.float().mean(dim=-1, keepdim=True)
+    entries = []
+    for segment in torch.argsort(time_spans[:, 0], stable=True).tolist():
+        top = int(probabilities[segment].argmax())
+        audio_part, visual_part = float(audio[segment, top]), float(visual[segment, top])
+        support = max(audio_part, 0.0) + max(visual_part, 0.0)
+        entries.append(
+            {
+                "start": round(float(time_spans[segment, 0]), 3),
+                "end": round(float(time_spans[segment, 1]), 3),
+                "label": id2label[top],
+                "score": round(float(probabilities[segment, top]), 4),
+                "probabilities": {id2label[k]: round(float(p), 4) for k, p in enumerate(probabilities[segment])},
+                "audio": round(audio_part, 4),
+                "visual": round(visual_part, 4),
+                "audio_share": round(max(audio_part, 0.0) / max(support, 1e-12), 4),
+            }
+        )
+    return entries
+
+
+def as_processor_input(video):
+    """A video as the processor takes it: a `datasets` cell stored undecoded (`{"path", "bytes"}`) becomes its bytes
+    or path; everything else (paths, bytes, file objects, torchcodec decoders from a decoded `Video()` column, decoded
+    frames) passes unchanged."""
+    if isinstance(video, dict):
+        if video.get("bytes") is None and video.get("path") is None:
+            raise VideoDecodingError(repr(video)[:80], "a video dict needs a 'path' or 'bytes' entry")
+        return video.get("bytes") or video["path"]
+    return video
+
+
+class AVCANetVideoClassificationPipeline(Pipeline):
+    r"""
+    Emotion recognition from the frames and the sound of videos.
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline("video-classification", model="outputs/avcanet-demo", trust_remote_code=True)
+    >>> classifier("clip.mp4", top_k=2)
+    [{'label': 'Fear', 'score': 0.91, 'polarity': 'negative'}, {'label': 'Tension', 'score': 0.05, ...}]
+    >>> classifier(["a.mp4", b"<mp4 bytes>"], batch_size=2)  # one list per video
+    >>> classifier("clip.mp4", timeline=True)  # {"labels": [...], "timeline": [{"start", "end", "label", ...}]}
+    ```
+
+    Videos: paths, bytes, binary file objects, `datasets` `Video()` cells (decoded torchcodec decoders
+    or undecoded `{"path", "bytes"}` dicts), or decoded frames; one or a list of them. The audio is read from the same
+    file. An unreadable video raises `VideoDecodingError` (a `ValueError`) naming it and the cause.
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            raise ValueError("The AV-CANet pipeline needs the model's processor (AutoProcessor) saved with the model.")
+        # batching pads with the feature extractor's settings (all AV-CANet inputs of a model have one shape)
+        self.feature_extractor = self.processor.feature_extractor
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save the model and its processor (whose code includes this file), so the folder works with `pipeline()`
+        again; the base class would save the feature extractor alone."""
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
+
+    def _sanitize_parameters(self, top_k=None, timeline=None):
+        postprocess_params = {}
+        if top_k is not None:
+            postprocess_params["top_k"] = top_k
+        if timeline is not None:
+            postprocess_params["timeline"] = timeline
+        return {}, {}, postprocess_params
+
+    def __call__(self, inputs, **kwargs):
+        """
+        Args:
+            inputs: one video or a list of them (see the class docstring).
+            top_k (`int`, *optional*, defaults to 5): labels returned per video (at most the model's number).
+            timeline (`bool`, *optional*, defaults to `False`): also return the per-segment emotion timeline.
+            batch_size (`int`, *optional*): videos per model call for a list of videos.
+
+        Returns:
+            Per video, a list of `{"label", "score", "polarity"}` dicts, best first; with `timeline=True`, a dict
+            `{"labels": that list, "timeline": segment_timeline(...)}`. A list of those for a list of videos.
+        """
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, video):
+        inputs = self.processor(videos=as_processor_input(video), return_time_spans=True)
+        return dict(inputs)
+
+    def _forward(self, model_inputs):
+        time_spans = model_inputs.pop("segment_time_spans")
+        outputs = self.model(**model_inputs)
+        return {
+            "logits": outputs.logits,
+            "segment_logits": outputs.segment_logits,
+            "audio_segment_logits": outputs.audio_segment_logits,
+            "visual_segment_logits": outputs.visual_segment_logits,
+            "segment_time_spans": time_spans,
+        }
+
+    def postprocess(self, model_outputs, top_k=5, timeline=False):
+        config = self.model.config
+        probabilities = model_outputs["logits"][0].float().softmax(dim=-1)
+        scores, indices = probabilities.topk(min(top_k, config.num_labels))
+        polarities = getattr(config, "label_polarities", None) or {}
+        labels = []
+        for score, index in zip(scores.tolist(), indices.tolist()):
+            label = config.id2label[index]
+            labels.append({"label": label, "score": score, "polarity": polarities.get(label)})
+        if not timeline:
+            return labels
+        entries = segment_timeline(
+            model_outputs["segment_logits"][0],
+            model_outputs["audio_segment_logits"][0],
+            model_outputs["visual_segment_logits"][0],
+            model_outputs["segment_time_spans"][0],
+            config.id2label,
+        )
+        return {"labels": labels, "timeline": entries}
+
+
+__all__ = ["AVCANetVideoClassificationPipeline", "segment_timeline"]
