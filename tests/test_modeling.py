@@ -69,7 +69,6 @@ def test_default_config_is_the_papers_emotions_setting():
     [
         (dict(hidden_size=100), "divisible by num_attention_heads"),
         (dict(global_num_attention_heads=3), "divisible by global_num_attention_heads"),
-        (dict(label_polarities={"a": "positive"}, id2label={0: "a", 1: "b"}), "without a polarity"),
         (dict(label_polarities={"a": "happy", "b": "neutral"}), "must be one of"),
         (dict(classification_loss="focal"), "classification_loss"),
         (dict(polarity_penalties={"positive": 1.0}), "polarity_penalties"),
