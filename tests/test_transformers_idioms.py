@@ -218,3 +218,53 @@ def test_eager_and_sdpa_give_the_same_outputs_and_gradients(checkpoint, monkeypa
 def test_unsupported_attention_implementation_is_refused(checkpoint):
     with pytest.raises(ValueError, match="does not support Flash Attention 2"):
         AVCANetForVideoClassification.from_pretrained(checkpoint, attn_implementation="flash_attention_2")
+
+
+# the module names the README gives for LoRA: Swin window attention, pyramid and global fusion attention
+LORA_TARGETS = r".*(\.attn\.(qkv|proj)|(cross_modal_block\.\w+|global_attention)\.attention\.(q|k|v|o)_proj)"
+# the new head, and the BatchNorm layers of the audio branch, whose running statistics change while training
+LORA_MODULES_TO_SAVE = ["classifier", "bn1", "bn2", "downsample", "projection"]
+
+
+def test_peft_lora_with_gradient_checkpointing_trains_saves_and_reloads(checkpoint, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = AVCANetForVideoClassification.from_pretrained(checkpoint)
+    base.gradient_checkpointing_enable()
+    base.enable_input_require_grads()  # frozen patch embedding: the checkpointed stages still need a grad input
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS, modules_to_save=LORA_MODULES_TO_SAVE)
+    model = get_peft_model(base, lora)
+    wrapped = {name.rsplit(".lora_A", 1)[0] for name, _ in model.named_parameters() if ".lora_A." in name}
+    assert any(name.endswith("attn.qkv") for name in wrapped) and any(name.endswith("attn.proj") for name in wrapped)
+    assert any(name.endswith("global_attention.attention.o_proj") for name in wrapped)
+    assert any("pyramid.1.cross_modal_block.cross_modal_attention.attention.q_proj" in name for name in wrapped)
+    assert base.avcanet.visual_branch.encoder.gradient_checkpointing
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+
+    inputs, labels = make_inputs(base.config), torch.tensor([0, 3])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    losses = []
+    for step in range(3):
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        if step > 0:  # lora_B starts at zero, so lora_A gets its first gradient in step 2
+            no_gradient = [n for n, p in model.named_parameters() if p.requires_grad and not p.grad.abs().sum() > 0]
+            assert no_gradient == []  # LoRA inside the checkpointed Swin stages and pyramid levels trains too
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    for name, p in model.named_parameters():
+        if name in frozen:
+            torch.testing.assert_close(p, frozen[name], rtol=0, atol=0, msg=name)
+
+    model.save_pretrained(tmp_path / "adapter")
+    model.eval()
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    reloaded = PeftModel.from_pretrained(AVCANetForVideoClassification.from_pretrained(checkpoint), tmp_path / "adapter")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(**inputs).logits, expected)
+        merged = reloaded.merge_and_unload()
+        torch.testing.assert_close(merged(**inputs).logits, expected, rtol=1e-4, atol=1e-5)
