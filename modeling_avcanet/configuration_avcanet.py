@@ -95,7 +95,7 @@ class AVCANetConfig(PreTrainedConfig):
         intermediate_size (`int`, defaults to 512):
             Feed-forward width of the pyramid's attention layers.
         attention_dropout (`float`, defaults to 0.1):
-            Dropout on the pyramid's attention probabilities.
+            Dropout on the attention probabilities of the pyramid and of the level weighting (the release's 0.1).
         fusion_dropout (`float`, defaults to 0.5):
             Dropout on the residual branches of the pyramid's attention layers.
         temporal_kernel_size (`int`, defaults to 3):

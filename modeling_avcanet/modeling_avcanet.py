@@ -12,25 +12,37 @@ Architecture (`../shared/docs/avcanet-spec.md` gives the source of every number)
     classifier: Linear([a'; v']) -> logits; its audio and visual halves give the unimodal logits
     loss: EP-CE on the fused logits + the same on each unimodal head
 
-Deviations from the authors' release, and why:
+Deviations from the authors' release, and why (the eval forward and the gradients match the release to float64
+rounding on the same weights, `../shared/docs/release-parity.md`; every remaining difference is listed here):
 - The release references two modules it never builds (`MMP_Module`, `attention_module`). The local pyramid is built
   with the upstream MM-Pyramid defaults (4 levels, width 512, feed-forward 512, 8 heads, dropout 0.5); the global
-  cross-attention is one `nn.MultiheadAttention(512, 8)` shared by both directions, as the release's call signature
-  implies.
+  cross-attention is one `nn.MultiheadAttention(512, 8)`-equivalent shared by both directions, as the release's call
+  signature implies, written as separate q/k/v/o projections (same maths; `examples/convert_original_checkpoint.py`
+  splits the packed `in_proj`) so that offload and adapter hooks see every projection.
 - The release tiles MFCC-32 to 47.6 s; we take a log-mel spectrogram cut so that audio segment i covers the same
-  time as visual segment i (see the processor). The ResNet ends in an adaptive pool, so any segment size works.
+  time as visual segment i (see the processor; its `audio_features="mfcc"` setting gives the release's layout, for
+  converted checkpoints). The ResNet ends in an adaptive pool, so any segment size works.
 - Clips without an audio track get a learned "missing audio" embedding in place of their audio segments, and no
   audio-only loss: the release always fed the network whatever its loader produced.
-- Pixel normalisation (`x / 255 - 100 / 255`) is done by the processor, not in place inside `forward`.
+- Pixel normalisation (`x / 255 - 100 / 255`) is done by the processor, not in place inside `forward` (the release
+  changed a caller's tensor).
 - The release built its banded masks with a Python loop and `.cuda()` on every call; ours are computed on the
   input's device with no per-element loop, and the attention uses `scaled_dot_product_attention` (a boolean band is
-  the release's `-1e9` fill, since no query has all its keys masked).
+  the release's `-1e9` fill, since no query has all its keys masked; `attn_implementation="eager"` computes it so).
 - Parameters the release builds but never uses (the Swin classification head, the ResNet `fc`, an unused
   LayerNorm in its attention, template layers) are not built, so DDP needs no `find_unused_parameters`.
 - Every hard-coded size (16 segments, 512 width, 768 Swin features) is a config field.
+- Initialisation of fresh modules: linear layers take trunc-normal(`initializer_range` 0.02) where the release kept
+  PyTorch's default (about the same scale at these widths: std 0.026 at fan-in 512), except the width-1 layers of the
+  level weighting, which take the release's U(-1, 1) (at 0.02 they would start as a no-op).
 - Kept on purpose for faithfulness: the level-weighting attention works on width-1 scores, so its query LayerNorm
-  always outputs its bias (the release's degenerate `LayerNorm(1)`); only the query of each attention layer is
-  layer-normed, keys and values are raw; one cross-modal attention layer is shared by both directions.
+  always outputs its bias (the release's degenerate `LayerNorm(1)`), and drops its attention probabilities with
+  `attention_dropout` (0.1) in training as the release does; only the query of each attention layer is layer-normed,
+  keys and values are raw; one cross-modal attention layer is shared by both directions.
+- Training-side differences (not in this file): EP-CE is the default loss (the release defaults to plain CE), computed
+  in float32 (the release promotes penalised samples to float64); validation uses centre windows (the release's
+  training script validated on random ones); `examples/train.py` runs the paper's warm-up + cosine schedule (the
+  release's loop set the learning rate with `n_epochs` instead of the epoch, so it trained at the minimum, 1.5e-6).
 """
 
 from dataclasses import dataclass
@@ -257,7 +269,10 @@ class AVCANetLevelWeighting(nn.Module):
         super().__init__()
         self.visual_score = nn.Linear(config.hidden_size, 1)
         self.audio_score = nn.Linear(config.hidden_size, 1)
-        self.cross_modal_attention = AVCANetAttentionLayer(config, 1, 1, 1, dropout=0.0, attention_dropout=0.0)
+        # the release's `MultiHeadAttention(1, 1)`: its default dropout 0.1 acts on the attention probabilities only
+        self.cross_modal_attention = AVCANetAttentionLayer(
+            config, 1, 1, 1, dropout=0.0, attention_dropout=config.attention_dropout
+        )
 
     def forward(self, visual_levels: torch.Tensor, audio_levels: torch.Tensor):
         batch_size, num_segments, num_levels, hidden_size = visual_levels.shape
@@ -342,8 +357,14 @@ class AVCANetPreTrainedModel(PreTrainedModel):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and module.in_features == 1:
+            # the width-1 layers of the level weighting: PyTorch's default, as in the release, U(-1, 1) for fan-in 1
+            # (at std 0.02 every level weight would start at ~sigmoid(0) and the level attention would do nothing)
+            init.uniform_(module.weight, -1.0, 1.0)
+            init.uniform_(module.bias, -1.0, 1.0)
         elif isinstance(module, nn.Linear):
-            # torchvision's Swin initialisation
+            # torchvision's Swin initialisation; PyTorch's default (the release's) has about the same scale at these
+            # widths (std 1 / sqrt(3 * fan_in): 0.026 at 512)
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
