@@ -6,6 +6,8 @@ import math
 import re
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 
@@ -207,3 +209,25 @@ def test_release_mfcc_matches_the_librosa_formula():
     assert db.min() == db.max() - 80  # the clamp is exercised
     frames = expected.shape[1]
     torch.testing.assert_close(extractor.release_mfcc(waveform)[:, :frames], expected, rtol=1e-4, atol=2e-3)
+
+
+def test_processor_reads_a_file_in_the_release_layout(tmp_path):
+    from media import make_video
+
+    video = make_video(tmp_path / "clip.mp4", num_frames=48, fps=24, tone_start_s=0.5)  # 2 s, a tone from 0.5 s
+    silent = make_video(tmp_path / "silent.mp4", num_frames=24, fps=24, with_audio=False)
+    config = tiny_release_config()
+    processor = AVCANetProcessor.from_model_config(config)
+    processor = AVCANetProcessor(processor.video_processor, AVCANetFeatureExtractor.release_compatible(num_segments=4))
+    inputs = processor(videos=[str(video), str(silent)])
+    assert inputs["input_features"].shape == (2, 32, 4096 // 16 * 4) and inputs["audio_mask"].tolist() == [1, 0]
+    # the file's whole track, as if given as a waveform: one layout whichever way the audio comes in
+    with av.open(str(video)) as container:
+        waveform = torch.from_numpy(np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1))
+        rate = container.streams.audio[0].rate
+    direct = processor.feature_extractor([waveform[:, : 2 * rate]], sampling_rate=rate)["input_features"][0]
+    frames = 1 + 2 * 44100 // 512
+    torch.testing.assert_close(inputs["input_features"][0][:, :frames], direct[:, :frames], rtol=1e-3, atol=0.5)
+    model = AVCANetForVideoClassification(config).eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(**inputs).logits).all()
