@@ -118,10 +118,11 @@ class AVCANetSwinVisualEncoder(nn.Module):
         self.gradient_checkpointing = False
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.backbone.patch_embed
+        # the patch projection (Conv3d), like the `projection` of a transformers video model's patch embeddings
+        return self.backbone.patch_embed.proj
 
     def set_input_embeddings(self, value: nn.Module):
-        self.backbone.patch_embed = value
+        self.backbone.patch_embed.proj = value
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         # (N, T, C, H, W) -> (N, C, T, H, W)

@@ -149,9 +149,7 @@ class AVCANetAttention(nn.Module):
         query = self.q_proj(query).view(batch_size, query_length, self.num_heads, self.head_dim).transpose(1, 2)
         key = self.k_proj(key).view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)
         value = self.v_proj(value).view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)
-        attention_interface = eager_attention_forward
-        if self.config._attn_implementation != "eager":
-            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         attended, _ = attention_interface(
             self, query, key, value, attention_mask, scaling=self.scaling, dropout=self.dropout if self.training else 0.0
         )
@@ -392,7 +390,7 @@ class AVCANetModel(AVCANetPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
-        """The patch embedding of the visual backbone (what video models in transformers return)."""
+        """The patch projection of the visual backbone (what video models in transformers return)."""
         return self.visual_branch.encoder.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module):

@@ -56,7 +56,7 @@ class AVCANetModelTester:
 
 class AVCANetModelTest(ModelTesterMixin, unittest.TestCase):
     all_model_classes = (AVCANetModel, AVCANetForVideoClassification)
-    # no token embeddings to resize: the input embedding is the Swin patch embedding (a Conv3d)
+    # no token embeddings to resize: the input embedding is the Swin patch projection (a Conv3d)
     test_resize_embeddings = False
     # the pyramid's attention runs through scaled_dot_product_attention and returns no weights
     has_attentions = False
@@ -87,14 +87,14 @@ class AVCANetModelTest(ModelTesterMixin, unittest.TestCase):
             super().check_training_gradient_checkpointing(gradient_checkpointing_kwargs)
 
     def test_model_get_set_embeddings(self):
-        # as transformers' video and image models (VideoMAE, ViT): the input embedding is the patch embedding, not an
+        # as transformers' video and image models (VideoMAE, ViT): the input embedding is the patch projection, not an
         # nn.Embedding, and there are no output embeddings
         config, _ = self.model_tester.prepare_config_and_inputs_for_common()
         for model_class in self.all_model_classes:
             model = model_class(copy.deepcopy(config))
             embedding = model.get_input_embeddings()
-            self.assertIs(embedding, model.base_model.visual_branch.encoder.backbone.patch_embed)
-            self.assertIsInstance(embedding.proj, nn.Conv3d)
+            self.assertIs(embedding, model.base_model.visual_branch.encoder.backbone.patch_embed.proj)
+            self.assertIsInstance(embedding, nn.Conv3d)
             replacement = nn.Identity()
             model.set_input_embeddings(replacement)
             self.assertIs(model.get_input_embeddings(), replacement)
