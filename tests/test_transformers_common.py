@@ -7,6 +7,7 @@ import copy
 import unittest
 from unittest.mock import patch
 
+import pytest
 import torch
 from torch import nn
 
@@ -149,3 +150,17 @@ class AVCANetModelTest(ModelTesterMixin, unittest.TestCase):
             resnet = model.base_model.audio_branch.backbone
             rest = model.num_parameters() - sum(parameter.numel() for parameter in resnet.parameters())
             self.assertLess(rest, 1_000_000)
+
+
+def test_a_failed_sdist_download_fails_with_the_command_to_run(tmp_path, monkeypatch):
+    import transformers_common
+
+    monkeypatch.setattr(transformers_common, "VERSION", "0.0.0")  # no such release, and no index to ask
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(RuntimeError) as raised:
+        transformers_common._fetch_sdist(tmp_path)
+    message = str(raised.value)
+    assert "Could not download the transformers 0.0.0 source distribution" in message
+    assert "pip download transformers==0.0.0 --no-deps --no-binary :all:" in message
+    assert "transformers-0.0.0.tar.gz" in message
