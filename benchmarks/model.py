@@ -248,14 +248,8 @@ def isolated_parts(model, inputs: dict, timer: Timer, args) -> dict:
     def classifier_and_loss():
         audio_embeds = torch.randn(batch_size, config.hidden_size, device=device, requires_grad=True)
         visual_embeds = torch.randn(batch_size, config.hidden_size, device=device, requires_grad=True)
-        hidden = config.hidden_size
-        logits = model.classifier(torch.cat([audio_embeds, visual_embeds], dim=-1))
-        audio_logits = torch.nn.functional.linear(
-            audio_embeds, model.classifier.weight[:, :hidden], model.classifier.bias / 2
-        )
-        visual_logits = torch.nn.functional.linear(
-            visual_embeds, model.classifier.weight[:, hidden:], model.classifier.bias / 2
-        )
+        audio_logits, visual_logits = model.classifier(audio_embeds, visual_embeds)
+        logits = audio_logits + visual_logits
         return model.loss(logits, audio_logits, visual_logits, inputs["labels"], inputs["audio_mask"])
 
     out = {}

@@ -106,7 +106,7 @@ class AVCANetConfig(PreTrainedConfig):
         intermediate_size (`int`, defaults to 512):
             Feed-forward width of the pyramid's attention layers.
         attention_dropout (`float`, defaults to 0.1):
-            Dropout on the pyramid's attention probabilities.
+            Dropout on the attention probabilities of the pyramid and of the level weighting (the release's 0.1).
         fusion_dropout (`float`, defaults to 0.5):
             Dropout on the residual branches of the pyramid's attention layers.
         temporal_kernel_size (`int`, defaults to 3):
@@ -119,7 +119,8 @@ class AVCANetConfig(PreTrainedConfig):
             `"ep_ce"` (emotion-polarity cross-entropy) or `"ce"`.
         label_polarities (`dict[str, str]`, *optional*):
             Polarity (`"positive"`, `"neutral"` or `"negative"`) of every label in `id2label`. Defaults to the eMotions
-            label set when neither `id2label` nor `label_polarities` is given.
+            label set when neither `id2label`, `num_labels` nor `label_polarities` is given. EP-CE needs one for every
+            label and says which are missing when the loss is computed; plain `"ce"` needs none.
         polarity_penalties (`dict[str, float]`, *optional*):
             EP-CE's lambda per true polarity: a sample whose predicted polarity differs from its true polarity has its
             cross-entropy multiplied by `1 + lambda`. Defaults to 0.5 each.
@@ -202,8 +203,18 @@ class AVCANetConfig(PreTrainedConfig):
 
     @property
     def polarity_ids(self) -> list[int]:
-        """Index into `POLARITIES` of each class, in class-index order."""
-        return [POLARITIES.index(self.label_polarities[self.id2label[index]]) for index in range(self.num_labels)]
+        """Index into `POLARITIES` of each class, in class-index order. Raises, naming them, for labels that have no
+        polarity (a new label set: `num_labels`, `id2label`, or re-heading a checkpoint)."""
+        labels = [self.id2label[index] for index in range(self.num_labels)]
+        missing = [label for label in labels if label not in (self.label_polarities or {})]
+        if missing:
+            raise ValueError(
+                f"EP-CE needs the polarity of every label, and {missing} have none (label_polarities: "
+                f"{self.label_polarities}). Give them as `config.label_polarities = {{label: 'positive' | 'neutral' | "
+                f"'negative', ...}}` for all of {labels} (or `AVCANetConfig.for_label_set(...)`, or pass "
+                "`label_polarities=` to `from_pretrained`), or train with `classification_loss='ce'`."
+            )
+        return [POLARITIES.index(self.label_polarities[label]) for label in labels]
 
     def validate_architecture(self):
         super().validate_architecture()
@@ -224,16 +235,11 @@ class AVCANetConfig(PreTrainedConfig):
             raise ValueError(f"classification_loss must be 'ep_ce' or 'ce', got {self.classification_loss!r}.")
         if set(self.polarity_penalties) != set(POLARITIES):
             raise ValueError(f"polarity_penalties needs exactly the keys {POLARITIES}, got {sorted(self.polarity_penalties)}.")
-        if self.classification_loss == "ep_ce":
-            if self.label_polarities is None:
-                raise ValueError("classification_loss='ep_ce' needs label_polarities: the polarity of every label.")
-            labels = set(self.id2label.values())
-            missing = sorted(labels - set(self.label_polarities))
-            if missing:
-                raise ValueError(f"Labels without a polarity in label_polarities: {missing}.")
-            unknown = sorted(label for label in labels if self.label_polarities[label] not in POLARITIES)
-            if unknown:
-                raise ValueError(f"Polarity of {unknown} must be one of {POLARITIES}.")
+        # labels without a polarity are allowed here (a new label set is set up in steps: `num_labels`, then
+        # `id2label`, then `label_polarities`); EP-CE raises, naming them, when its loss is built (`polarity_ids`)
+        unknown = sorted(label for label, polarity in (self.label_polarities or {}).items() if polarity not in POLARITIES)
+        if unknown:
+            raise ValueError(f"Polarity of {unknown} must be one of {POLARITIES}.")
 
 
 __all__ = ["AVCANetConfig", "EMOTION_LABEL_SETS", "POLARITIES"]

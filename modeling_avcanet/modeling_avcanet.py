@@ -12,25 +12,37 @@ Architecture (`../shared/docs/avcanet-spec.md` gives the source of every number)
     classifier: Linear([a'; v']) -> logits; its audio and visual halves give the unimodal logits
     loss: EP-CE on the fused logits + the same on each unimodal head
 
-Deviations from the authors' release, and why:
+Deviations from the authors' release, and why (the eval forward and the gradients match the release to float64
+rounding on the same weights, `../shared/docs/release-parity.md`; every remaining difference is listed here):
 - The release references two modules it never builds (`MMP_Module`, `attention_module`). The local pyramid is built
   with the upstream MM-Pyramid defaults (4 levels, width 512, feed-forward 512, 8 heads, dropout 0.5); the global
-  cross-attention is one `nn.MultiheadAttention(512, 8)` shared by both directions, as the release's call signature
-  implies.
+  cross-attention is one `nn.MultiheadAttention(512, 8)`-equivalent shared by both directions, as the release's call
+  signature implies, written as separate q/k/v/o projections (same maths; `examples/convert_original_checkpoint.py`
+  splits the packed `in_proj`) so that offload and adapter hooks see every projection.
 - The release tiles MFCC-32 to 47.6 s; we take a log-mel spectrogram cut so that audio segment i covers the same
-  time as visual segment i (see the processor). The ResNet ends in an adaptive pool, so any segment size works.
+  time as visual segment i (see the processor; its `audio_features="mfcc"` setting gives the release's layout, for
+  converted checkpoints). The ResNet ends in an adaptive pool, so any segment size works.
 - Clips without an audio track get a learned "missing audio" embedding in place of their audio segments, and no
   audio-only loss: the release always fed the network whatever its loader produced.
-- Pixel normalisation (`x / 255 - 100 / 255`) is done by the processor, not in place inside `forward`.
+- Pixel normalisation (`x / 255 - 100 / 255`) is done by the processor, not in place inside `forward` (the release
+  changed a caller's tensor).
 - The release built its banded masks with a Python loop and `.cuda()` on every call; ours are computed on the
   input's device with no per-element loop, and the attention uses `scaled_dot_product_attention` (a boolean band is
-  the release's `-1e9` fill, since no query has all its keys masked).
+  the release's `-1e9` fill, since no query has all its keys masked; `attn_implementation="eager"` computes it so).
 - Parameters the release builds but never uses (the Swin classification head, the ResNet `fc`, an unused
   LayerNorm in its attention, template layers) are not built, so DDP needs no `find_unused_parameters`.
 - Every hard-coded size (16 segments, 512 width, 768 Swin features) is a config field.
+- Initialisation of fresh modules: linear layers take trunc-normal(`initializer_range` 0.02) where the release kept
+  PyTorch's default (about the same scale at these widths: std 0.026 at fan-in 512), except the width-1 layers of the
+  level weighting, which take the release's U(-1, 1) (at 0.02 they would start as a no-op).
 - Kept on purpose for faithfulness: the level-weighting attention works on width-1 scores, so its query LayerNorm
-  always outputs its bias (the release's degenerate `LayerNorm(1)`); only the query of each attention layer is
-  layer-normed, keys and values are raw; one cross-modal attention layer is shared by both directions.
+  always outputs its bias (the release's degenerate `LayerNorm(1)`), and drops its attention probabilities with
+  `attention_dropout` (0.1) in training as the release does; only the query of each attention layer is layer-normed,
+  keys and values are raw; one cross-modal attention layer is shared by both directions.
+- Training-side differences (not in this file): EP-CE is the default loss (the release defaults to plain CE), computed
+  in float32 (the release promotes penalised samples to float64); validation uses centre windows (the release's
+  training script validated on random ones); `examples/train.py` runs the paper's warm-up + cosine schedule (the
+  release's loop set the learning rate with `n_epochs` instead of the epoch, so it trained at the minimum, 1.5e-6).
 """
 
 from dataclasses import dataclass
@@ -39,19 +51,14 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import BasicBlock, ResNet
-from torchvision.models.video.swin_transformer import (
-    ShiftedWindowAttention3d,
-    SwinTransformer3d,
-    SwinTransformerBlock,
-    _compute_attention_mask_3d,
-    _get_window_and_shift_size,
-)
-from transformers import AutoModel, PreTrainedModel
+from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput, can_return_tuple
 
+from .branches_avcanet import AVCANetAudioBranch, AVCANetVisualBranch, relative_position_index
 from .configuration_avcanet import POLARITIES, AVCANetConfig
 from .loss_avcanet import ep_ce_loss
 
@@ -109,167 +116,6 @@ class AVCANetVideoClassifierOutput(ModelOutput):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Visual branch
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=32)
-def shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tuple, device: torch.device):
-    """torchvision's `(num_windows, tokens, tokens)` float mask (0, or -100 between regions that the cyclic shift
-    brought into one window), built once per size instead of with a Python loop on every call."""
-    with torch.inference_mode(False):  # a normal tensor, usable later under autograd too
-        return _compute_attention_mask_3d(torch.empty(0, device=device), padded_size, window_size, shift_size)
-
-
-class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
-    """
-    torchvision's 3-D shifted-window attention (same parameters and state-dict keys, same outputs up to float
-    rounding) that, when no gradient has to reach the relative position bias (eval, inference, a frozen backbone),
-    computes the attention with one fused `scaled_dot_product_attention`, the bias and the shift mask as its additive
-    mask: about 2x faster attention and a ~20 % faster AV-CANet forward on CPU (`benchmarks/model.py`). PyTorch's
-    fused kernels return no gradient for the mask, so with one needed (training) torchvision's computation runs.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad:
-            return super().forward(x)
-        batch_size, t, h, w, channels = x.shape
-        window_size, shift_size = _get_window_and_shift_size(list(self.shift_size), [t, h, w], list(self.window_size))
-        mask = self.get_relative_position_bias(window_size)  # (1, heads, tokens, tokens)
-        # pad to whole windows, shift cyclically, partition into windows: as torchvision's shifted_window_attention_3d
-        pad = [(-size) % window for size, window in zip((t, h, w), window_size)]
-        x = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
-        padded = tuple(x.shape[1:4])
-        shifted = sum(shift_size) > 0
-        if shifted:
-            x = torch.roll(x, shifts=tuple(-shift for shift in shift_size), dims=(1, 2, 3))
-        grid = [size // window for size, window in zip(padded, window_size)]
-        num_windows, tokens = grid[0] * grid[1] * grid[2], window_size[0] * window_size[1] * window_size[2]
-        x = x.view(batch_size, grid[0], window_size[0], grid[1], window_size[1], grid[2], window_size[2], channels)
-        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch_size * num_windows, tokens, channels)
-        qkv = self.qkv(x).reshape(batch_size * num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B * windows, heads, tokens, head_dim)
-        if shifted:
-            region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x.device)
-            # (windows, heads, tokens, tokens) repeated for every clip: windows are batch-major
-            mask = (mask + region_mask[:, None].to(mask.dtype)).repeat(batch_size, 1, 1, 1)
-        dropout = self.attention_dropout if self.training else 0.0
-        x = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.dtype), dropout_p=dropout)
-        x = x.transpose(1, 2).reshape(batch_size * num_windows, tokens, channels)
-        x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
-        # reverse the partition, the shift and the padding
-        x = x.view(batch_size, grid[0], grid[1], grid[2], window_size[0], window_size[1], window_size[2], channels)
-        x = x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(batch_size, *padded, channels)
-        if shifted:
-            x = torch.roll(x, shifts=tuple(shift_size), dims=(1, 2, 3))
-        return x[:, :t, :h, :w].contiguous()
-
-
-def swin_block_with_fused_attention(*args, **kwargs) -> SwinTransformerBlock:
-    """torchvision's Swin block with `AVCANetWindowAttention3d` (`SwinTransformer3d` passes its own `attn_layer`)."""
-    kwargs["attn_layer"] = AVCANetWindowAttention3d
-    return SwinTransformerBlock(*args, **kwargs)
-
-
-class AVCANetSwinVisualEncoder(nn.Module):
-    """torchvision's Video Swin Transformer (no head) over one segment, mean-pooled like the release."""
-
-    def __init__(self, config: AVCANetConfig):
-        super().__init__()
-        self.backbone = SwinTransformer3d(
-            patch_size=config.swin_patch_size,
-            embed_dim=config.swin_embed_dim,
-            depths=config.swin_depths,
-            num_heads=config.swin_num_heads,
-            window_size=config.swin_window_size,
-            stochastic_depth_prob=config.swin_drop_path_rate,
-            block=swin_block_with_fused_attention,
-        )
-        self.backbone.head = nn.Identity()
-        self.dropout = nn.Dropout(config.visual_dropout)
-        self.gradient_checkpointing = False
-
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        # (N, T, C, H, W) -> (N, C, T, H, W)
-        hidden = self.backbone.patch_embed(clips.transpose(1, 2))  # (N, T', H', W', D0)
-        hidden = self.backbone.pos_drop(hidden)
-        for stage in self.backbone.features:
-            if self.gradient_checkpointing and self.training:
-                hidden = self._gradient_checkpointing_func(stage, hidden)
-            else:
-                hidden = stage(hidden)
-        hidden = self.backbone.norm(hidden)  # (N, T', H', W', D)
-        # the release pools space, drops out, then averages time
-        hidden = self.dropout(hidden.mean(dim=(2, 3)))  # (N, T', D)
-        return hidden.mean(dim=1)  # (N, D)
-
-
-class AVCANetTransformersVisualEncoder(nn.Module):
-    """Any transformers video model (VideoMAE, TimeSformer, ViViT, ...) over one segment, tokens mean-pooled."""
-
-    def __init__(self, config: AVCANetConfig):
-        super().__init__()
-        self.backbone = AutoModel.from_config(config.vision_config)
-        self.dropout = nn.Dropout(config.visual_dropout)
-
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        # clips: (N, T, C, H, W), the layout transformers video models take
-        outputs = self.backbone(**{self.backbone.main_input_name: clips})
-        return self.dropout(outputs.last_hidden_state).mean(dim=1)  # (N, tokens, D) -> (N, D)
-
-
-class AVCANetVisualBranch(nn.Module):
-    """Embeds every segment of the video: backbone, pooling, projection to the fusion width."""
-
-    def __init__(self, config: AVCANetConfig):
-        super().__init__()
-        self.num_segments = config.num_segments
-        encoder_class = AVCANetSwinVisualEncoder if config.vision_config is None else AVCANetTransformersVisualEncoder
-        self.encoder = encoder_class(config)
-        self.projection = nn.Linear(config.visual_feature_size, config.hidden_size)
-
-    def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        batch_size, num_frames, channels, height, width = pixel_values_videos.shape
-        frames_per_segment = num_frames // self.num_segments
-        # (B, S*T, C, H, W) -> (B*S, T, C, H, W)
-        clips = pixel_values_videos.reshape(batch_size * self.num_segments, frames_per_segment, channels, height, width)
-        features = self.encoder(clips)  # (B*S, D)
-        features = features.view(batch_size, self.num_segments, -1)  # (B, S, D)
-        return self.projection(features)  # (B, S, hidden)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Audio branch
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class AVCANetAudioBranch(nn.Module):
-    """ResNet (torchvision) with a one-channel stem over every log-mel segment, then Linear/BatchNorm/Tanh."""
-
-    def __init__(self, config: AVCANetConfig):
-        super().__init__()
-        self.num_segments = config.num_segments
-        self.backbone = ResNet(BasicBlock, config.audio_resnet_layers)
-        # strides over time only: a segment is (time, mel) with few time frames
-        self.backbone.conv1 = nn.Conv2d(1, 64, kernel_size=(7, 1), stride=(2, 1), padding=(3, 0), bias=False)
-        self.backbone.fc = nn.Identity()
-        self.projection = nn.Sequential(
-            nn.Linear(512 * BasicBlock.expansion, config.hidden_size),
-            nn.BatchNorm1d(config.hidden_size),
-            nn.Tanh(),
-        )
-
-    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
-        batch_size, num_mel_bins, num_frames = input_features.shape
-        frames_per_segment = num_frames // self.num_segments
-        # (B, mels, S*F) -> (B, mels, S, F) -> (B, S, F, mels) -> (B*S, 1, F, mels)
-        segments = input_features.view(batch_size, num_mel_bins, self.num_segments, frames_per_segment)
-        segments = segments.permute(0, 2, 3, 1).reshape(batch_size * self.num_segments, 1, frames_per_segment, num_mel_bins)
-        features = self.projection(self.backbone(segments))  # (B*S, hidden)
-        return features.view(batch_size, self.num_segments, -1)  # (B, S, hidden)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Local-Global Fusion module
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -281,13 +127,31 @@ def band_attention_mask(length: int, reach: int, device: torch.device) -> torch.
     return (positions[:, None] - positions[None, :]).abs() <= reach
 
 
-class AVCANetAttention(nn.Module):
-    """Multi-head attention (the release's `MultiHeadAttention`, without its unused LayerNorm)."""
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Explicit softmax attention; `attention_mask` is boolean (True: may attend), masked scores get the release's
+    `-1e9`. Takes and returns the layout of transformers' attention functions."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (N, heads, L_q, L_k)
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, -1e9)
+    weights = F.dropout(F.softmax(scores, dim=-1), p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights  # (N, L_q, heads, head_dim)
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+
+class AVCANetAttention(nn.Module):
+    """
+    Multi-head attention with separate query, key, value and output projections (the release's `MultiHeadAttention`
+    without its unused LayerNorm; also its global `nn.MultiheadAttention`, whose packed `in_proj` is these three
+    projections). Every projection is called as a module, so offload and adapter hooks see each of them.
+    """
+
+    is_causal = False
+
+    def __init__(self, config: AVCANetConfig, hidden_size: int, num_heads: int, dropout: float):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = dropout
         self.q_proj = nn.Linear(hidden_size, hidden_size)
         self.k_proj = nn.Linear(hidden_size, hidden_size)
@@ -300,21 +164,30 @@ class AVCANetAttention(nn.Module):
         query = self.q_proj(query).view(batch_size, query_length, self.num_heads, self.head_dim).transpose(1, 2)
         key = self.k_proj(key).view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)
         value = self.v_proj(value).view(batch_size, -1, self.num_heads, self.head_dim).transpose(1, 2)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        attended, _ = attention_interface(
+            self, query, key, value, attention_mask, scaling=self.scaling, dropout=self.dropout if self.training else 0.0
         )
-        # (N, heads, L, head_dim) -> (N, L, hidden)
-        attended = attended.transpose(1, 2).reshape(batch_size, query_length, hidden_size)
+        # (N, L, heads, head_dim) -> (N, L, hidden)
+        attended = attended.reshape(batch_size, query_length, hidden_size)
         return self.o_proj(attended)
 
 
 class AVCANetAttentionLayer(nn.Module):
     """Pre-norm attention + feed-forward layer; only the query is layer-normed (the release's `TransformerLayer`)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float, attention_dropout: float):
+    def __init__(
+        self,
+        config: AVCANetConfig,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        dropout: float,
+        attention_dropout: float,
+    ):
         super().__init__()
         self.attention_norm = nn.LayerNorm(hidden_size)
-        self.attention = AVCANetAttention(hidden_size, num_heads, attention_dropout)
+        self.attention = AVCANetAttention(config, hidden_size, num_heads, attention_dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_size)
         self.feed_forward = nn.Sequential(
             nn.Linear(hidden_size, intermediate_size),
@@ -335,6 +208,7 @@ class AVCANetGatedCrossModalBlock(nn.Module):
     def __init__(self, config: AVCANetConfig):
         super().__init__()
         layer_args = (
+            config,
             config.hidden_size,
             config.num_attention_heads,
             config.intermediate_size,
@@ -408,7 +282,10 @@ class AVCANetLevelWeighting(nn.Module):
         super().__init__()
         self.visual_score = nn.Linear(config.hidden_size, 1)
         self.audio_score = nn.Linear(config.hidden_size, 1)
-        self.cross_modal_attention = AVCANetAttentionLayer(1, 1, 1, dropout=0.0, attention_dropout=0.0)
+        # the release's `MultiHeadAttention(1, 1)`: its default dropout 0.1 acts on the attention probabilities only
+        self.cross_modal_attention = AVCANetAttentionLayer(
+            config, 1, 1, 1, dropout=0.0, attention_dropout=config.attention_dropout
+        )
 
     def forward(self, visual_levels: torch.Tensor, audio_levels: torch.Tensor):
         batch_size, num_segments, num_levels, hidden_size = visual_levels.shape
@@ -431,13 +308,14 @@ class AVCANetGlobalCrossAttention(nn.Module):
 
     def __init__(self, config: AVCANetConfig):
         super().__init__()
-        self.attention = nn.MultiheadAttention(config.hidden_size, config.global_num_attention_heads, batch_first=True)
+        # the release's `nn.MultiheadAttention(hidden, heads)`: no dropout, scaled dot product, packed q/k/v
+        self.attention = AVCANetAttention(config, config.hidden_size, config.global_num_attention_heads, dropout=0.0)
         self.audio_output = nn.Linear(config.hidden_size, config.hidden_size)
         self.visual_output = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor):
-        audio_attended = self.attention(audio, visual, visual, need_weights=False)[0]  # (B, S, hidden)
-        visual_attended = self.attention(visual, audio, audio, need_weights=False)[0]
+        audio_attended = self.attention(audio, visual, visual)  # (B, S, hidden)
+        visual_attended = self.attention(visual, audio, audio)
         audio = self.audio_output(audio_attended) + audio
         visual = self.visual_output(visual_attended) + visual
         return visual, audio  # (B, S, hidden) each
@@ -478,6 +356,8 @@ class AVCANetPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values_videos"
     input_modalities = ["video", "audio"]
     supports_gradient_checkpointing = True
+    # "sdpa" (the default) and "eager" in every attention layer; see `AVCANetWindowAttention3d` for the Swin windows
+    _supports_sdpa = True
     _no_split_modules = ["AVCANetPyramidLevel", "SwinTransformerBlock", "BasicBlock"]
     # forward reduces its loss by `num_items_in_batch`, so Trainer must pass it and must not divide by accumulation
     accepts_loss_kwargs = True
@@ -490,13 +370,22 @@ class AVCANetPreTrainedModel(PreTrainedModel):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and module.in_features == 1:
+            # the width-1 layers of the level weighting: PyTorch's default, as in the release, U(-1, 1) for fan-in 1
+            # (at std 0.02 every level weight would start at ~sigmoid(0) and the level attention would do nothing)
+            init.uniform_(module.weight, -1.0, 1.0)
+            init.uniform_(module.bias, -1.0, 1.0)
         elif isinstance(module, nn.Linear):
-            # torchvision's Swin initialisation
+            # torchvision's Swin initialisation; PyTorch's default (the release's) has about the same scale at these
+            # widths (std 1 / sqrt(3 * fan_in): 0.026 at 512)
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, ShiftedWindowAttention3d):
             init.trunc_normal_(module.relative_position_bias_table, std=std)
+            # a buffer: after a meta-device construction (`from_pretrained`, FSDP2, `init_empty_weights`) it holds garbage
+            index = module.relative_position_index
+            init.copy_(index, relative_position_index(module.window_size, index.device))
         elif isinstance(module, AVCANetModel):
             init.normal_(module.missing_audio_embedding, std=std)
         else:
@@ -515,6 +404,14 @@ class AVCANetModel(AVCANetPreTrainedModel):
         self.fusion = AVCANetLocalGlobalFusion(config)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch projection of the visual backbone (what video models in transformers return)."""
+        return self.visual_branch.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.visual_branch.encoder.set_input_embeddings(value)
+
+    @can_return_tuple
     def forward(
         self,
         pixel_values_videos: torch.Tensor,
@@ -549,6 +446,24 @@ class AVCANetModel(AVCANetPreTrainedModel):
         )
 
 
+class AVCANetConcatClassifier(nn.Linear):
+    """
+    `Linear([a; v])` (the release's `ConcatFusion`, audio first), returned as its two halves: the audio half of the
+    weight with half the bias scores the audio alone, the visual half with the other half the visual alone (OGM-GE
+    style); they sum to the fused scores. The halves are read inside this module's own forward, so offload hooks have
+    loaded them.
+    """
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__(2 * config.hidden_size, config.num_labels)
+        self.hidden_size = config.hidden_size
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        audio_logits = F.linear(audio, self.weight[:, : self.hidden_size], self.bias / 2)
+        visual_logits = F.linear(visual, self.weight[:, self.hidden_size :], self.bias / 2)
+        return audio_logits, visual_logits
+
+
 class AVCANetForVideoClassification(AVCANetPreTrainedModel):
     """AV-CANet with its concatenation classifier, unimodal heads and EP-CE loss."""
 
@@ -556,9 +471,10 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         super().__init__(config)
         self.avcanet = AVCANetModel(config)
         # audio first, as in the release's ConcatFusion
-        self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
+        self.classifier = AVCANetConcatClassifier(config)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values_videos: torch.Tensor,
@@ -575,17 +491,12 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         num_items_in_batch (`int`, *optional*):
             Samples in the whole accumulated batch (Trainer passes it); the loss is its sum divided by this.
         """
-        outputs = self.avcanet(pixel_values_videos, input_features, audio_mask, output_hidden_states)
-        hidden_size = self.config.hidden_size
+        outputs = self.avcanet(pixel_values_videos, input_features, audio_mask, output_hidden_states, return_dict=True)
         # The classifier is linear and follows the temporal mean, so it is applied to every segment and averaged after:
-        # the same logits, and per-segment ones whose mean they are. Each half of the shared classifier scores one
-        # modality alone and gets half the bias (OGM-GE style), so the two halves sum to the fused scores.
-        audio_segment_logits = F.linear(
-            outputs.audio_segment_embeds, self.classifier.weight[:, :hidden_size], self.classifier.bias / 2
-        )  # (B, S, labels)
-        visual_segment_logits = F.linear(
-            outputs.visual_segment_embeds, self.classifier.weight[:, hidden_size:], self.classifier.bias / 2
-        )
+        # the same logits, and per-segment ones whose mean they are.
+        audio_segment_logits, visual_segment_logits = self.classifier(
+            outputs.audio_segment_embeds, outputs.visual_segment_embeds
+        )  # (B, S, labels) each
         segment_logits = audio_segment_logits + visual_segment_logits
         logits = segment_logits.mean(dim=1)  # (B, labels)
         audio_logits = audio_segment_logits.mean(dim=1)

@@ -1,4 +1,5 @@
-"""Audio features of AV-CANet: a log-mel spectrogram cut into segments aligned with the visual segments."""
+"""Audio features of AV-CANet: a log-mel spectrogram cut into segments aligned with the visual segments, or the
+authors' release layout (MFCC-32 of the whole track, tiled) for checkpoints converted from it."""
 
 from functools import lru_cache
 
@@ -16,6 +17,8 @@ from .frame_sampling import audio_window_starts, looped_windows
 logger = logging.get_logger(__name__)
 
 LOG_OFFSET = 1e-6  # log(mel + 1e-6): digital silence maps to log(1e-6) ~ -13.8 instead of -inf
+AUDIO_FEATURES = ("log_mel", "mfcc")
+RELEASE_MFCC_MEL_BINS = 128  # librosa's default under the release's `librosa.feature.mfcc(n_mfcc=32)`
 
 
 @lru_cache(maxsize=8)
@@ -30,6 +33,30 @@ def _mel_spectrogram(sampling_rate: int, n_fft: int, hop_length: int, num_mel_bi
         power=2.0,
         mel_scale="slaney",  # librosa's default, as in the release; HTK spacing leaves low mel bins empty at n_fft 400
         norm="slaney",
+    )
+
+
+@lru_cache(maxsize=8)
+def _mfcc(sampling_rate: int, n_fft: int, hop_length: int, num_coefficients: int):
+    """torchaudio's MFCC with the defaults of `librosa.feature.mfcc`: centred Hann frames with zero padding, power 2,
+    128 Slaney mels with Slaney norm, `power_to_db` (ref 1, amin 1e-10, top_db 80), DCT-II with orthonormal scaling."""
+    return torchaudio.transforms.MFCC(
+        sample_rate=sampling_rate,
+        n_mfcc=num_coefficients,
+        dct_type=2,
+        norm="ortho",
+        log_mels=False,
+        melkwargs=dict(
+            n_fft=n_fft,
+            win_length=n_fft,
+            hop_length=hop_length,
+            n_mels=RELEASE_MFCC_MEL_BINS,
+            center=True,
+            pad_mode="constant",
+            power=2.0,
+            mel_scale="slaney",
+            norm="slaney",
+        ),
     )
 
 
@@ -63,6 +90,12 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
     `num_segments` equal parts of the clip. The authors' release instead tiled a 47.6 s MFCC into 16 equal chunks
     whatever the clip's length, so its audio and visual segments showed different moments.
 
+    With `audio_features="mfcc"` (`AVCANetFeatureExtractor.release_compatible()`) the extractor gives that layout
+    instead, for checkpoints converted from the release: release-compatible, not time-aligned. The MFCC
+    (`feature_size` coefficients of 128 mels, torchaudio matched to librosa's defaults) of the whole track at
+    `sampling_rate` is tiled along time until it has `num_segments * audio_frames_per_segment` frames and cut there;
+    segment `i` is frames `[i * F, (i + 1) * F)`, whatever the visual segments show.
+
     Args:
         feature_size (`int`, *optional*, defaults to 128):
             Mel bins (the model's `num_mel_bins`).
@@ -78,6 +111,8 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
             Hop between spectrogram frames in samples (10 ms at 16 kHz).
         padding_value (`float`, *optional*, defaults to 0.0):
             Kept for `SequenceFeatureExtractor`; outputs have a fixed shape and are never padded.
+        audio_features (`str`, *optional*, defaults to `"log_mel"`):
+            `"log_mel"`: the time-aligned log-mel segments above. `"mfcc"`: the release's tiled MFCC layout.
     """
 
     model_input_names = ["input_features", "audio_mask"]
@@ -91,14 +126,32 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
         n_fft: int = 400,
         hop_length: int = 160,
         padding_value: float = 0.0,
+        audio_features: str = "log_mel",
         **kwargs,
     ):
+        if audio_features not in AUDIO_FEATURES:
+            raise ValueError(f"audio_features must be one of {AUDIO_FEATURES}, got {audio_features!r}.")
         kwargs.setdefault("return_attention_mask", False)
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        self.audio_features = audio_features
         self.num_segments = num_segments
         self.audio_frames_per_segment = audio_frames_per_segment
         self.n_fft = n_fft
         self.hop_length = hop_length
+
+    @classmethod
+    def release_compatible(cls, num_segments: int = 16, **kwargs) -> "AVCANetFeatureExtractor":
+        """The authors' release audio input: MFCC-32 at 44.1 kHz (n_fft 2048, hop 512), tiled to 4096 frames (47.6 s)
+        and cut into 16 parts of 256 frames. Release-compatible, not time-aligned (see the class docstring)."""
+        settings = dict(feature_size=32, sampling_rate=44100, audio_frames_per_segment=256, n_fft=2048, hop_length=512)
+        return cls(num_segments=num_segments, audio_features="mfcc", **{**settings, **kwargs})
+
+    def release_mfcc(self, waveform: torch.Tensor) -> torch.Tensor:
+        """`(feature_size, S * audio_frames_per_segment)` MFCC of a whole mono waveform at `sampling_rate`, tiled
+        along time (the release's `np.tile` then the first frames)."""
+        mfcc = _mfcc(self.sampling_rate, self.n_fft, self.hop_length, self.feature_size)(waveform.float())  # (C, T)
+        num_frames = self.num_segments * self.audio_frames_per_segment
+        return mfcc.repeat(1, -(-num_frames // mfcc.shape[1]))[:, :num_frames]
 
     @property
     def window_samples(self) -> int:
@@ -119,6 +172,8 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
 
     def silence(self) -> torch.Tensor:
         """The features of a clip without audio: those of digital silence."""
+        if self.audio_features == "mfcc":
+            return self.release_mfcc(torch.zeros(self.n_fft))
         return self.features_from_windows(torch.zeros(self.num_segments, self.window_samples))
 
     def default_segment_centers(self, clip_duration: float) -> torch.Tensor:
@@ -174,6 +229,10 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
                 rate = self.sampling_rate
             if rate != self.sampling_rate:
                 waveform = torchaudio.functional.resample(waveform, rate, self.sampling_rate)
+            mask.append(1)
+            if self.audio_features == "mfcc":  # the release's layout ignores where the visual segments are
+                features.append(self.release_mfcc(waveform))
+                continue
             clip_duration = clip_durations[index] if clip_durations is not None else len(waveform) / self.sampling_rate
             if segment_centers is not None:
                 centers = torch.as_tensor(segment_centers[index], dtype=torch.float64)
@@ -181,7 +240,6 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
                 centers = self.default_segment_centers(clip_duration)
             windows = self.windows_from_waveform(waveform, centers, clip_duration)
             features.append(self.features_from_windows(windows))
-            mask.append(1)
         data = {"input_features": torch.stack(features), "audio_mask": torch.tensor(mask, dtype=torch.long)}
         if return_tensors == "np":
             data = {key: value.numpy() for key, value in data.items()}

@@ -174,6 +174,9 @@ class AVCANetProcessor(ProcessorMixin):
         if not reader.has_audio:
             return self.feature_extractor.silence(), 0
         extractor = self.feature_extractor
+        if extractor.audio_features == "mfcc":  # the release's layout: the whole track, not time-aligned
+            num_samples = max(round(reader.clip_duration * extractor.sampling_rate), extractor.n_fft)
+            return extractor.release_mfcc(reader.get_audio(0.0, num_samples, extractor.sampling_rate)), 1
         starts = audio_window_starts(clip.segment_centers, extractor.window_duration, clip.clip_duration)
         windows = reader.read_audio_windows(starts, extractor.window_samples, extractor.sampling_rate)
         return extractor.features_from_windows(windows), 1

@@ -69,7 +69,6 @@ def test_default_config_is_the_papers_emotions_setting():
     [
         (dict(hidden_size=100), "divisible by num_attention_heads"),
         (dict(global_num_attention_heads=3), "divisible by global_num_attention_heads"),
-        (dict(label_polarities={"a": "positive"}, id2label={0: "a", 1: "b"}), "without a polarity"),
         (dict(label_polarities={"a": "happy", "b": "neutral"}), "must be one of"),
         (dict(classification_loss="focal"), "classification_loss"),
         (dict(polarity_penalties={"positive": 1.0}), "polarity_penalties"),
@@ -362,3 +361,25 @@ def test_remote_code_loads_in_a_process_that_never_imports_the_package(tmp_path)
     with torch.no_grad():
         expected = model(**inputs).logits
     torch.testing.assert_close(torch.load(folder / "remote_logits.pt", weights_only=True), expected, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------------------------------- faithfulness
+
+
+def test_level_weighting_starts_and_drops_out_like_the_release():
+    config = tiny_config(attention_dropout=0.1)
+    weighting = AVCANetModel(config).fusion.level_weighting
+    width_one = [m for m in weighting.cross_modal_attention.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(width_one) == 6 and all(m.in_features == 1 for m in width_one)
+    values = torch.cat([torch.cat([m.weight.flatten(), m.bias]) for m in width_one])
+    # PyTorch's default for fan-in 1, as the release: U(-1, 1), not std 0.02
+    assert values.abs().max() <= 1.0 and values.std() > 0.2
+    assert weighting.cross_modal_attention.attention.dropout == 0.1
+    visual, audio = torch.randn(2, 4, 2, 32), torch.randn(2, 4, 2, 32)
+    with torch.no_grad():
+        weighting.eval()
+        torch.testing.assert_close(weighting(visual, audio)[0], weighting(visual, audio)[0], rtol=0, atol=0)
+        weighting.train()
+        torch.manual_seed(0)
+        outputs = [weighting(visual, audio)[0] for _ in range(4)]
+    assert any(not torch.equal(outputs[0], other) for other in outputs[1:])

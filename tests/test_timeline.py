@@ -89,7 +89,8 @@ def test_segment_logits_average_to_the_logits_and_split_into_audio_and_visual():
     torch.testing.assert_close(outputs.visual_segment_logits.mean(dim=1), outputs.visual_logits)
     # the release's computation on the same weights: the classifier after the temporal mean
     torch.testing.assert_close(base.audio_segment_embeds.mean(dim=1), base.audio_embeds)
-    release = model.classifier(torch.cat([base.audio_embeds, base.visual_embeds], dim=-1))
+    fused = torch.cat([base.audio_embeds, base.visual_embeds], dim=-1)
+    release = F.linear(fused, model.classifier.weight, model.classifier.bias)
     torch.testing.assert_close(outputs.logits, release)
     # the segments really differ, so the timeline carries information beyond the mean
     assert (outputs.segment_logits - outputs.logits[:, None]).abs().max() > 1e-4
