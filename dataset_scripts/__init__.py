@@ -12,6 +12,9 @@ Each module is also a command line that builds, summarises and optionally saves 
 `python -m dataset_scripts.synthetic --output data/synthetic`; `save_dataset` stores the polarities next to the
 saved data (`read_label_polarities`).
 
+`python -m dataset_scripts.prepare SRC --output DST` (`prepare_dataset`) turns a saved data set into a training-ready
+copy that decodes many times faster every epoch.
+
 Names are imported on first use, so that `python -m dataset_scripts.<module>` does not import its module twice and
 importing one builder does not pay for the others.
 """
@@ -22,6 +25,8 @@ _MODULE_OF = {
     "check_label_polarities": "common",
     "read_label_polarities": "common",
     "save_dataset": "common",
+    "check_prepared_dataset": "prepare",
+    "prepare_dataset": "prepare",
     "load_ekman6": "ekman6",
     "load_emotions": "emotions",
     "load_emotions_parquet": "emotions",
@@ -54,6 +59,7 @@ def __getattr__(name: str):
 __all__ = [
     "LABEL_POLARITIES",
     "check_label_polarities",
+    "check_prepared_dataset",
     "find_undecodable_videos",
     "find_video_problem",
     "generate_synthetic",
@@ -64,6 +70,7 @@ __all__ = [
     "load_video_emotion8",
     "load_video_folder",
     "modality_ceilings",
+    "prepare_dataset",
     "read_label_polarities",
     "save_dataset",
 ]
