@@ -30,6 +30,8 @@ CANDIDATES = {
     "H.264 GOP 8 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "8"}},
     "H.264 GOP 16 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "16"}},
     "H.264 GOP 32 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "32"}},
+    "H.264 GOP 8 4:4:4 CRF 16 fastdecode": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "8", "tune": "fastdecode"}},
+    "H.264 all-intra 4:4:4 CRF 16 fastdecode": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "1", "tune": "fastdecode"}},
     "MJPEG 4:4:4 q 3": {"codec": "mjpeg", "pix_fmt": "yuvj444p", "options": {"qmin": "3", "qmax": "3"}},
 }  # fmt: skip
 
@@ -56,6 +58,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="the 5 s 720x1280 file")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--media-dir", type=Path, default=DEFAULT_MEDIA_DIR)
+    parser.add_argument("--only", nargs="+", help="substrings of the candidate names to run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     key = "5s_720x1280" if args.quick else "30s_720x1280"
@@ -66,7 +69,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as workdir:
         copies, prepare_s = {}, {}
-        for index, (name, encoding) in enumerate(CANDIDATES.items()):
+        candidates = {name: encoding for name, encoding in CANDIDATES.items()
+                      if not args.only or any(part in name for part in args.only)}  # fmt: skip
+        for index, (name, encoding) in enumerate(candidates.items()):
             start = time.perf_counter()
             copies[name] = prepare_video(source, Path(workdir) / f"{index}.mp4", settings, encoding)
             prepare_s[name] = time.perf_counter() - start
