@@ -217,3 +217,20 @@ def test_prepared_file_is_short_gop_h264_with_flac_audio(prepared_dir):
     interval = TINY["frames_per_segment"]  # the keyframe interval: a window decodes from at most one keyframe back
     gaps = np.diff(np.flatnonzero(keyframes))  # x264 adds keyframes at scene cuts (here: every index change)
     assert keyframes[0] and gaps.max() <= interval and not all(keyframes)
+
+
+def test_command_line_shares_and_merge(source_dir, processor, tmp_path, capsys):
+    processor.save_pretrained(tmp_path / "model")  # --model: the sizes come from the saved processor (48 px)
+    output = tmp_path / "copy"
+    command = [str(source_dir), "--output", str(output), "--model", str(tmp_path / "model"), "--num_proc", "1"]
+    prepare.main(command + ["--shard_index", "0", "--num_shards", "2"])
+    with pytest.raises(SystemExit, match="Not every share"):
+        prepare.main(command + ["--merge"])
+    (output / ".work" / "merge.lock").touch()  # left by a share killed while it wrote the data set
+    prepare.main(command + ["--shard_index", "1", "--num_shards", "2"])
+    assert not (output / "prepared.json").exists()
+    prepare.main(command + ["--merge"])
+    assert "{'train': 3, 'validation': 2} videos, 1 left out" in capsys.readouterr().out
+    record = json.loads((output / "prepared.json").read_text())
+    assert record["settings"]["short_side"] == 48 and record["videos"] == {"train": 3, "validation": 2}
+    assert load_from_disk(str(output))["validation"]["label"] == load_from_disk(str(source_dir))["validation"]["label"]
