@@ -118,7 +118,9 @@ def main():
 
 def print_file(result: dict):
     per_video = result["per_video_s"]
-    line = ", ".join(f"{name} {seconds * 1000:.0f} ms ({1 / seconds:.1f} videos/s)" for name, seconds in per_video.items())
+    line = ", ".join(
+        f"{name} {seconds * 1000:.0f} ms ({1 / seconds:.1f} videos/s)" for name, seconds in per_video.items()
+    )
     print(f"\n{result['file']}: {line}")
     print(f"  one-off: prepared copy {result['prepare_s']:.1f} s, {result['prepare_mib']:.2f} MiB", end="")
     if "dump_s" in result:
@@ -141,8 +143,8 @@ def print_summary(results: dict, repeats: int):
             row += [f"{rate['authors']:.1f}", f"{rate['prepared'] / rate['authors']:.1f}x"]
         row += [f"{result['prepare_s']:.1f}", f"{result['prepare_mib']:.2f}"]
         if with_authors:
-            row += [f"{result['dump_s']:.1f}", f"{result['dump_mib']:.2f}", f"{result['dump_s'] / result['prepare_s']:.1f}x",
-                    f"{result['prepare_mib'] / result['dump_mib']:.2f}"]  # fmt: skip
+            speedup, size_ratio = result["dump_s"] / result["prepare_s"], result["prepare_mib"] / result["dump_mib"]
+            row += [f"{result['dump_s']:.1f}", f"{result['dump_mib']:.2f}", f"{speedup:.1f}x", f"{size_ratio:.2f}"]
         rows.append(row)
     print(f"\none core, training mode, medians of {repeats} rounds")
     print(markdown_table(header, rows))

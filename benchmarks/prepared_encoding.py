@@ -23,17 +23,18 @@ from processing import AVCANetProcessor, AVCANetVideoProcessor
 from processing.frame_sampling import audio_window_starts, sample_segment_positions, segment_window_centers
 from processing.video_decoding import open_video
 
-X264 = {"preset": "veryfast", "bf": "0"}
+X264 = {"codec": "libx264", "pix_fmt": "yuv444p"}
+OPTIONS = {"preset": "veryfast", "bf": "0", "crf": "16"}
 CANDIDATES = {
-    "H.264 all-intra 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "1"}},
-    "H.264 GOP 4 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "4"}},
-    "H.264 GOP 8 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "8"}},
-    "H.264 GOP 16 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "16"}},
-    "H.264 GOP 32 4:4:4 CRF 16": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "32"}},
-    "H.264 GOP 8 4:4:4 CRF 16 fastdecode": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "8", "tune": "fastdecode"}},
-    "H.264 all-intra 4:4:4 CRF 16 fastdecode": {"codec": "libx264", "pix_fmt": "yuv444p", "options": {**X264, "crf": "16", "g": "1", "tune": "fastdecode"}},
+    "H.264 all-intra 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "1"}},
+    "H.264 GOP 4 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "4"}},
+    "H.264 GOP 8 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "8"}},
+    "H.264 GOP 16 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "16"}},
+    "H.264 GOP 32 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "32"}},
+    "H.264 GOP 8 4:4:4 CRF 16 fastdecode": {**X264, "options": {**OPTIONS, "g": "8", "tune": "fastdecode"}},
+    "H.264 all-intra 4:4:4 CRF 16 fastdecode": {**X264, "options": {**OPTIONS, "g": "1", "tune": "fastdecode"}},
     "MJPEG 4:4:4 q 3": {"codec": "mjpeg", "pix_fmt": "yuvj444p", "options": {"qmin": "3", "qmax": "3"}},
-}  # fmt: skip
+}
 
 
 def decode_only(path: Path, processor: AVCANetProcessor, generator: torch.Generator) -> float:
@@ -42,7 +43,8 @@ def decode_only(path: Path, processor: AVCANetProcessor, generator: torch.Genera
     video, audio = processor.video_processor, processor.feature_extractor
     start = time.perf_counter()
     with open_video(str(path), decoder_threads=1) as reader:
-        positions = sample_segment_positions(reader.num_frames, video.num_segments, video.frames_per_segment, True, generator)
+        num_frames = reader.num_frames
+        positions = sample_segment_positions(num_frames, video.num_segments, video.frames_per_segment, True, generator)
         decoded = [reader.get_frames((window % reader.num_frames).tolist()) for window in positions]
         if reader.has_audio:
             timestamps = torch.stack([frames.timestamps for frames in decoded])

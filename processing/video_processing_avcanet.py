@@ -148,8 +148,8 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
         """The smallest short side of the frames that loses nothing: the training crop is a square of the short side
         resized to `crop_size`, evaluation resizes the short side to `size` (what `dataset_scripts.prepare` keeps)."""
         size, crop = dict(self.size or {}), dict(self.crop_size or {})
-        sides = [crop.get("height"), crop.get("width"), size.get("shortest_edge"), size.get("height"), size.get("width")]
-        return max(side or 0 for side in sides)
+        sides = [crop.get("height"), crop.get("width"), size.get("shortest_edge"), size.get("height")]
+        return max(side or 0 for side in sides + [size.get("width")])
 
     def sample_clip(
         self, reader: AVCANetVideoReader, training: bool = False, generator: torch.Generator | None = None

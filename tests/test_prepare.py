@@ -112,8 +112,8 @@ def test_processor_reads_prepared_copy_like_the_original(source_dir, prepared_di
         for training in (False, True):
             for seed in range(3 if training else 1):
                 outputs = [
-                    processor(videos=cell_source(cell), training=training, generator=torch.Generator().manual_seed(seed))
-                    for cell in (original, copy)
+                    processor(videos=cell_source(cell), training=training, generator=torch.Generator().manual_seed(s))
+                    for cell, s in ((original, seed), (copy, seed))
                 ]
                 before, after = (output["pixel_values_videos"][0] for output in outputs)  # (S * T, C, H, W)
                 indices_before = [read_frame_index(frame + mean) for frame in before.numpy()]
@@ -125,6 +125,16 @@ def test_processor_reads_prepared_copy_like_the_original(source_dir, prepared_di
                 assert outputs[1]["audio_mask"].item() == outputs[0]["audio_mask"].item()
                 features = (outputs[1]["input_features"] - outputs[0]["input_features"]).abs()
                 assert features.mean() < FEATURE_MEAN_TOLERANCE and features.max() < FEATURE_MAX_TOLERANCE
+
+
+def recording(prepare_video, calls: list):
+    """`prepare_video` that also appends `split/file` of each video it prepares to `calls`."""
+
+    def recorded(source, output_path, *args, **kwargs):
+        calls.append(f"{output_path.parent.name}/{output_path.name}")
+        return prepare_video(source, output_path, *args, **kwargs)
+
+    return recorded
 
 
 def test_bad_video_is_reported_once_with_its_path(source_dir, processor, tmp_path, caplog):
@@ -150,8 +160,7 @@ def test_resumes_after_a_kill_without_redoing_finished_videos(source_dir, proces
     first_run = list(calls)
 
     calls.clear()
-    monkeypatch.setattr(prepare, "prepare_video", lambda source, output_path, *a, **k: (
-        calls.append(f"{output_path.parent.name}/{output_path.name}"), real_prepare_video(source, output_path, *a, **k))[1])  # fmt: skip
+    monkeypatch.setattr(prepare, "prepare_video", recording(real_prepare_video, calls))
     prepare_dataset(source_dir, tmp_path / "copy", processor, num_proc=1)
     assert len(first_run) == 2 and not set(first_run) & set(calls)
     assert len(first_run) + len(calls) == 6  # every row once, the bad one included (it is tried, then recorded)
@@ -159,9 +168,8 @@ def test_resumes_after_a_kill_without_redoing_finished_videos(source_dir, proces
 
 
 def test_two_shares_cover_every_video_once(source_dir, processor, tmp_path, monkeypatch):
-    real_prepare_video, calls = prepare.prepare_video, []
-    monkeypatch.setattr(prepare, "prepare_video", lambda source, output_path, *a, **k: (
-        calls.append(f"{output_path.parent.name}/{output_path.name}"), real_prepare_video(source, output_path, *a, **k))[1])  # fmt: skip
+    calls = []
+    monkeypatch.setattr(prepare, "prepare_video", recording(prepare.prepare_video, calls))
     output = tmp_path / "copy"
     assert prepare_dataset(source_dir, output, processor, num_proc=1, shard_index=1, num_shards=2) is None
     first_share = list(calls)
