@@ -5,6 +5,7 @@ pixels) and audio windows, pixels equal up to the resampling and the re-encode."
 
 import json
 import logging
+import warnings
 
 import av
 import numpy as np
@@ -15,7 +16,7 @@ from datasets import load_from_disk
 import dataset_scripts.prepare as prepare
 from dataset_scripts import check_prepared_dataset, prepare_dataset, read_label_polarities, save_dataset
 from dataset_scripts.common import build_dataset_dict
-from media import make_video, read_frame_index
+from media import make_video, read_frame_index, truncate
 from modeling_avcanet import AVCANetConfig
 from processing import AVCANetFeatureExtractor, AVCANetProcessor
 from processing.errors import PreparedVideoMismatchError
@@ -39,6 +40,7 @@ RECIPES = {
     "no_audio": dict(num_frames=40, fps=30, width=80, height=64, with_audio=False),
     "short": dict(num_frames=9, fps=24, width=96, height=72, tone_start_s=0.1),  # loop-padded
     "long": dict(num_frames=120, fps=30, width=96, height=72, tone_start_s=2.0),
+    "rotated": dict(num_frames=40, fps=24, width=96, height=72, tone_start_s=0.5, display_rotation=90),
 }
 
 
@@ -49,14 +51,14 @@ def processor():
 
 @pytest.fixture(scope="module")
 def source_dir(tmp_path_factory):
-    """A saved data set (`save_dataset`): 4 train videos incl. a garbage file, 2 validation videos."""
+    """A saved data set (`save_dataset`): 4 train videos incl. a garbage file, 3 validation videos."""
     root = tmp_path_factory.mktemp("source")
     paths = {name: str(make_video(root / f"{name}.mp4", **recipe)) for name, recipe in RECIPES.items()}
     bad = root / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 50)
     splits = {
         "train": [(paths["tone"], "Happy"), (str(bad), "Sad"), (paths["vfr"], "Calm"), (paths["no_audio"], "Sad")],
-        "validation": [(paths["short"], "Calm"), (paths["long"], "Happy")],
+        "validation": [(paths["short"], "Calm"), (paths["long"], "Happy"), (paths["rotated"], "Sad")],
     }
     return save_dataset(build_dataset_dict(splits, list(LABELS)), root / "saved", LABELS)
 
@@ -106,7 +108,7 @@ def test_processor_reads_prepared_copy_like_the_original(source_dir, prepared_di
     source, prepared = load_from_disk(str(source_dir)), load_from_disk(str(prepared_dir))
     pairs = [(cell, copy) for cell, copy in zip(source["validation"]["video"], prepared["validation"]["video"])]
     kept_train = [cell for index, cell in enumerate(source["train"]["video"]) if index != 1]
-    pairs += list(zip(kept_train, prepared["train"]["video"]))  # tone, vfr, no_audio
+    pairs += list(zip(kept_train, prepared["train"]["video"]))  # short, long, rotated; tone, vfr, no_audio
     mean = processor.video_processor.image_mean[0]
     for original, copy in pairs:
         for training in (False, True):
@@ -125,6 +127,26 @@ def test_processor_reads_prepared_copy_like_the_original(source_dir, prepared_di
                 assert outputs[1]["audio_mask"].item() == outputs[0]["audio_mask"].item()
                 features = (outputs[1]["input_features"] - outputs[0]["input_features"]).abs()
                 assert features.mean() < FEATURE_MEAN_TOLERANCE and features.max() < FEATURE_MAX_TOLERANCE
+
+
+def test_cut_off_video_keeps_the_frames_that_decode(tmp_path, processor):
+    full = make_video(tmp_path / "full.mp4", num_frames=120, width=96, height=72, faststart=True, tone_start_s=1.0)
+    cut = truncate(full, 0.6, tmp_path / "cut.mp4")  # index at the front: opens, its tail is missing
+    settings = prepare.prepared_settings_for(processor)
+    with pytest.warns(UserWarning, match="truncated"):
+        prepare.prepare_video(cut, tmp_path / "copy.mp4", settings)
+    mean = processor.video_processor.image_mean[0]
+    for training in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the original warns about its tail on every read
+            before = processor(videos=str(cut), training=training, generator=torch.Generator().manual_seed(0))
+        copy = str(tmp_path / "copy.mp4")
+        after = processor(videos=copy, training=training, generator=torch.Generator().manual_seed(0))
+        indices = [
+            [read_frame_index(frame + mean) for frame in output["pixel_values_videos"][0].numpy()]
+            for output in (before, after)
+        ]
+        assert indices[1] == indices[0] and max(indices[0]) < 120
 
 
 def recording(prepare_video, calls: list):
@@ -163,8 +185,8 @@ def test_resumes_after_a_kill_without_redoing_finished_videos(source_dir, proces
     monkeypatch.setattr(prepare, "prepare_video", recording(real_prepare_video, calls))
     prepare_dataset(source_dir, tmp_path / "copy", processor, num_proc=1)
     assert len(first_run) == 2 and not set(first_run) & set(calls)
-    assert len(first_run) + len(calls) == 6  # every row once, the bad one included (it is tried, then recorded)
-    assert load_from_disk(str(tmp_path / "copy")).num_rows == {"train": 3, "validation": 2}
+    assert len(first_run) + len(calls) == 7  # every row once, the bad one included (it is tried, then recorded)
+    assert load_from_disk(str(tmp_path / "copy")).num_rows == {"train": 3, "validation": 3}
 
 
 def test_two_shares_cover_every_video_once(source_dir, processor, tmp_path, monkeypatch):
@@ -177,8 +199,8 @@ def test_two_shares_cover_every_video_once(source_dir, processor, tmp_path, monk
     monkeypatch.setenv("RANK", "0")  # the other share as `accelerate launch` would start it
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert prepare_dataset(source_dir, output, processor, num_proc=1) == output
-    assert len(calls) == 6 and not set(first_share) & set(calls[len(first_share) :])
-    assert load_from_disk(str(output)).num_rows == {"train": 3, "validation": 2}
+    assert len(calls) == 7 and not set(first_share) & set(calls[len(first_share) :])
+    assert load_from_disk(str(output)).num_rows == {"train": 3, "validation": 3}
     for num_rows in (0, 1, 5, 6):
         for shares in (1, 2, 3):
             rows = [row for index in range(shares) for row in prepare.share_of_rows(num_rows, index, shares)]
@@ -238,7 +260,7 @@ def test_command_line_shares_and_merge(source_dir, processor, tmp_path, capsys):
     prepare.main(command + ["--shard_index", "1", "--num_shards", "2"])
     assert not (output / "prepared.json").exists()
     prepare.main(command + ["--merge"])
-    assert "{'train': 3, 'validation': 2} videos, 1 left out" in capsys.readouterr().out
+    assert "{'train': 3, 'validation': 3} videos, 1 left out" in capsys.readouterr().out
     record = json.loads((output / "prepared.json").read_text())
-    assert record["settings"]["short_side"] == 48 and record["videos"] == {"train": 3, "validation": 2}
+    assert record["settings"]["short_side"] == 48 and record["videos"] == {"train": 3, "validation": 3}
     assert load_from_disk(str(output))["validation"]["label"] == load_from_disk(str(source_dir))["validation"]["label"]
