@@ -18,8 +18,7 @@ from dataset_scripts import check_prepared_dataset, prepare_dataset, read_label_
 from dataset_scripts.common import build_dataset_dict
 from media import make_video, read_frame_index, truncate
 from modeling_avcanet import AVCANetConfig
-from processing import AVCANetFeatureExtractor, AVCANetProcessor
-from processing.errors import PreparedVideoMismatchError
+from processing import AVCANetFeatureExtractor, AVCANetProcessor, PreparedVideoMismatchError
 from processing.video_decoding import open_video
 from tiny import TINY
 
