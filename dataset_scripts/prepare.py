@@ -3,8 +3,9 @@ A one-off preparation of a saved data set into a training-ready copy that decode
 
 Each video is decoded once and re-encoded into a small mp4 made for one processor setting:
 
-- frames upright, resized (as the processor's eval resize does) to the short side the processor needs, the largest
-  of its training crop and its eval resize (112 by default), as H.264 4:4:4 (CRF 16, fastdecode) with a keyframe every
+- frames upright, resized to the short side the processor needs, the largest of its training crop and its eval
+  resize (112 by default; decoded by PyAV straight into the encoder's YUV at that size, or by the processor's own
+  reader for files that need it), as H.264 4:4:4 (CRF 16, fastdecode) with a keyframe every
   `frames_per_segment` frames, so that any window of `frames_per_segment` frames decodes from at most one keyframe
   back (the encoding was chosen by measurement, `benchmarks/prepared_encoding.py`);
 - the SAME frames with the same timestamps and durations (a variable frame rate stays variable), so the processor
@@ -102,69 +103,129 @@ def _resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     return int(short_side * height / width), short_side
 
 
-def _time_base(source) -> Fraction:
-    """The original video stream's time base, so that timestamps are copied exactly."""
-    with av.open(_as_file(source)) as container:
-        return container.streams.video[0].time_base
-
-
 def _as_file(source):
     return io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)
 
 
+class _NotForTheFastPath(Exception):
+    """The source needs the processor's own reader to be copied exactly (see `_frames_by_pyav`)."""
+
+
+def _frames_by_pyav(source, reader, height: int, width: int, color: dict):
+    """The frames of `source` as `(yuv444p VideoFrame at height x width, pts, duration)`, decoded by PyAV straight
+    into the encoder's format and size (no RGB round trip: 2x faster than the reader on HD files).
+
+    Used only when it provably gives the reader's frames: every frame decodes, in increasing timestamps, as many as
+    the reader lists, ending where the reader's clip ends, in limited-range YUV (`color` gets the source's colour
+    tags for the encoder); otherwise raises `_NotForTheFastPath` before or while yielding."""
+    with av.open(_as_file(source)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        time_base, first, count, previous = stream.time_base, None, 0, None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or (previous is not None and frame.pts <= previous):
+                    raise _NotForTheFastPath("frames without or out of order timestamps")
+                if first is None:
+                    if frame.color_range == 2 or frame.format.name.startswith("yuvj"):
+                        raise _NotForTheFastPath("full-range YUV")  # a range conversion would shift the levels
+                    first = frame.pts
+                    rotation = round((frame.rotation or 0) / 90) % 4
+                    color.update(colorspace=frame.colorspace, color_primaries=frame.color_primaries,
+                                 color_trc=frame.color_trc)  # fmt: skip
+                stored_height, stored_width = (width, height) if rotation % 2 else (height, width)
+                small = frame.reformat(stored_width, stored_height, format="yuv444p", interpolation="BILINEAR")
+                if rotation:
+                    planes = np.rot90(small.to_ndarray(channel_last=False), k=rotation, axes=(1, 2))
+                    small = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv444p")
+                duration = frame.duration or 0
+                previous, count = frame.pts, count + 1
+                yield small, frame.pts - first, duration
+        except av.error.FFmpegError as error:
+            raise _NotForTheFastPath(f"decoding failed ({error})") from error
+    if first is None or count != reader.num_frames:
+        raise _NotForTheFastPath(f"{count} frames decoded, the reader lists {reader.num_frames}")
+    if abs(float((previous - first + duration) * time_base) - reader.clip_duration) > 1e-6:
+        raise _NotForTheFastPath("the clip ends elsewhere than for the reader")
+
+
+def _frames_by_reader(reader, resizer, short_side: int, height: int, width: int, time_base: Fraction):
+    """The frames as the processor's reader decodes them (upright RGB, resized as the processor's eval resize), as
+    `(rgb24 VideoFrame, pts, duration)`; a cut-off tail is dropped as the processor drops it."""
+    begin = 0
+    while begin < reader.num_frames:
+        try:
+            decoded = reader.get_frames(list(range(begin, min(begin + FRAMES_PER_DECODE, reader.num_frames))))
+        except FrameDecodingFailed:  # a cut-off tail: keep the frames that decode, as the processor does
+            if reader.decodable_prefix() <= begin:
+                break
+            continue
+        begin += len(decoded.frames)
+        frames = decoded.frames
+        if (height, width) != tuple(frames.shape[-2:]):
+            size = SizeDict(shortest_edge=short_side)
+            frames = resizer.resize(frames, size=size, resample=PILImageResampling.BILINEAR)
+        for image, timestamp, duration in zip(frames, decoded.timestamps, decoded.durations):
+            frame = av.VideoFrame.from_ndarray(image.permute(1, 2, 0).numpy(), format="rgb24")
+            yield frame, round(float(timestamp) / time_base), round(float(duration) / time_base)
+
+
 def prepare_video(source, output_path, settings: dict, encoding: dict = VIDEO_ENCODING, resizer=None) -> dict:
     """Re-encode one video (a path or the bytes of a file) into `output_path` (written atomically); returns facts
-    about it. Raises `VideoDecodingError` for a video the processor could not read either."""
+    about it. Raises `VideoDecodingError` for a video the processor could not read either.
+
+    Frames come from PyAV decoding straight into the encoder's format when that provably gives the processor's
+    frames (`_frames_by_pyav`), else from the processor's own reader."""
     output_path = Path(output_path)
     resizer = resizer or AVCANetProcessor().video_processor
-    short_side, rate = settings["short_side"], settings["sampling_rate"]
+    partial = output_path.with_name(output_path.name + ".partial")
     with single_torch_thread(), open_video(source, decoder_threads=1) as reader:
-        time_base = _time_base(source)
-        height, width = _resized_size(reader.height, reader.width, short_side)
-        partial = output_path.with_name(output_path.name + ".partial")
-        with av.open(str(partial), mode="w", format="mp4") as container:
-            container.metadata["comment"] = json.dumps(dict(settings, has_audio=reader.has_audio))
-            video = container.add_stream(encoding["codec"], rate=30)
-            video.width, video.height, video.pix_fmt = width, height, encoding["pix_fmt"]
-            video.time_base = time_base
-            video.codec_context.time_base = time_base
-            video.options = {"g": str(settings["keyframe_interval"]), **encoding["options"]}
-            audio = container.add_stream("flac", rate=rate, layout="mono") if reader.has_audio else None
-            if audio is not None:
-                audio.format = "s32"  # FLAC keeps 24 bits: 16 bits would move the log-mel of quiet bins by ~0.1
-            durations, begin = {}, 0
-            while begin < reader.num_frames:
-                try:
-                    decoded = reader.get_frames(list(range(begin, min(begin + FRAMES_PER_DECODE, reader.num_frames))))
-                except FrameDecodingFailed:  # a cut-off tail: keep the frames that decode, as the processor does
-                    if reader.decodable_prefix() <= begin:
-                        break
-                    continue
-                begin += len(decoded.frames)
-                frames = decoded.frames
-                if (height, width) != tuple(frames.shape[-2:]):
-                    frames = resizer.resize(
-                        frames, size=SizeDict(shortest_edge=short_side), resample=PILImageResampling.BILINEAR
-                    )
-                for image, timestamp, duration in zip(frames, decoded.timestamps, decoded.durations):
-                    frame = av.VideoFrame.from_ndarray(image.permute(1, 2, 0).numpy(), format="rgb24")
-                    frame.pts = round(float(timestamp) / time_base)
-                    frame.time_base = time_base
-                    durations[frame.pts] = round(float(duration) / time_base)
-                    _mux(container, video.encode(frame), durations)
-            _mux(container, video.encode(), durations)
-            if audio is not None:
-                total = max(round(reader.clip_duration * rate), 1)
-                chunk = round(AUDIO_CHUNK_SECONDS * rate)
-                for start in range(0, total, chunk):
-                    samples = reader.get_audio(start / rate, min(chunk, total - start), rate)
-                    pcm = (samples.double().clamp(-1, 1 - 2**-31) * 2**31).round().to(torch.int32).numpy()[None, :]
-                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s32", layout="mono")
-                    frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-                    container.mux(audio.encode(frame))
-                container.mux(audio.encode())
+        with av.open(_as_file(source)) as probe:
+            time_base = probe.streams.video[0].time_base  # copied, so that timestamps stay exact
+        height, width = _resized_size(reader.height, reader.width, settings["short_side"])
+        color = {}
+        try:
+            _write_copy(partial, reader, _frames_by_pyav(source, reader, height, width, color), settings, encoding,
+                        time_base, height, width, color)  # fmt: skip
+        except _NotForTheFastPath:
+            frames = _frames_by_reader(reader, resizer, settings["short_side"], height, width, time_base)
+            _write_copy(partial, reader, frames, settings, encoding, time_base, height, width, {})
         os.replace(partial, output_path)
         return {"frames": reader.num_frames, "has_audio": reader.has_audio}
+
+
+def _write_copy(path, reader, frames, settings, encoding, time_base, height, width, color: dict):
+    """Encode `frames` (`(VideoFrame, pts, duration)` in `time_base`) and the reader's audio into the mp4 at `path`."""
+    rate = settings["sampling_rate"]
+    with av.open(str(path), mode="w", format="mp4") as container:
+        container.metadata["comment"] = json.dumps(dict(settings, has_audio=reader.has_audio))
+        video = container.add_stream(encoding["codec"], rate=30)
+        video.width, video.height, video.pix_fmt = width, height, encoding["pix_fmt"]
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        video.options = {"g": str(settings["keyframe_interval"]), **encoding["options"]}
+        audio = container.add_stream("flac", rate=rate, layout="mono") if reader.has_audio else None
+        if audio is not None:
+            audio.format = "s32"  # FLAC keeps 24 bits: 16 bits would move the log-mel of quiet bins by ~0.1
+        durations = {}
+        for frame, pts, duration in frames:
+            if not durations:
+                for name, value in color.items():  # the source's colour tags, before the encoder opens
+                    setattr(video.codec_context, name, value)
+            frame.pts, frame.time_base = pts, time_base
+            durations[pts] = duration
+            _mux(container, video.encode(frame), durations)
+        _mux(container, video.encode(), durations)
+        if audio is not None:
+            total = max(round(reader.clip_duration * rate), 1)
+            chunk = round(AUDIO_CHUNK_SECONDS * rate)
+            for start in range(0, total, chunk):
+                samples = reader.get_audio(start / rate, min(chunk, total - start), rate)
+                pcm = (samples.double().clamp(-1, 1 - 2**-31) * 2**31).round().to(torch.int32).numpy()[None, :]
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s32", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode())
 
 
 def _mux(container, packets, durations: dict):

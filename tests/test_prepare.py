@@ -128,24 +128,32 @@ def test_processor_reads_prepared_copy_like_the_original(source_dir, prepared_di
                 assert features.mean() < FEATURE_MEAN_TOLERANCE and features.max() < FEATURE_MAX_TOLERANCE
 
 
-def test_cut_off_video_keeps_the_frames_that_decode(tmp_path, processor):
-    full = make_video(tmp_path / "full.mp4", num_frames=120, width=96, height=72, faststart=True, tone_start_s=1.0)
-    cut = truncate(full, 0.6, tmp_path / "cut.mp4")  # index at the front: opens, its tail is missing
-    settings = prepare.prepared_settings_for(processor)
-    with pytest.warns(UserWarning, match="truncated"):
-        prepare.prepare_video(cut, tmp_path / "copy.mp4", settings)
-    mean = processor.video_processor.image_mean[0]
-    for training in (False, True):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the original warns about its tail on every read
-            before = processor(videos=str(cut), training=training, generator=torch.Generator().manual_seed(0))
-        copy = str(tmp_path / "copy.mp4")
-        after = processor(videos=copy, training=training, generator=torch.Generator().manual_seed(0))
-        indices = [
-            [read_frame_index(frame + mean) for frame in output["pixel_values_videos"][0].numpy()]
-            for output in (before, after)
-        ]
-        assert indices[1] == indices[0] and max(indices[0]) < 120
+@pytest.mark.parametrize("kind", ["cut_off", "full_range"])
+def test_unusual_videos_are_copied_like_the_processor_reads_them(kind, tmp_path, processor, monkeypatch):
+    """A download cut short (index at the front, tail missing) keeps the frames that decode; full-range YUV (phones'
+    `yuvj420p`) is not fit for the PyAV fast path and goes through the processor's own reader."""
+    if kind == "cut_off":
+        full = make_video(tmp_path / "full.mp4", num_frames=120, width=96, height=72, faststart=True, tone_start_s=1)
+        source = truncate(full, 0.6, tmp_path / "cut.mp4")
+    else:
+        source = make_video(tmp_path / "full_range.mp4", num_frames=40, width=96, height=72, pix_fmt="yuvj420p")
+    paths = []
+    frames_by_reader = prepare._frames_by_reader
+    monkeypatch.setattr(prepare, "_frames_by_reader", lambda *a, **k: (paths.append(1), frames_by_reader(*a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cut-off original warns about its tail on every read
+        prepare.prepare_video(source, tmp_path / "copy.mp4", prepare.prepared_settings_for(processor))
+        assert bool(paths) == (kind == "full_range")
+        mean = processor.video_processor.image_mean[0]
+        for training in (False, True):
+            before, after = (
+                processor(videos=str(path), training=training, generator=torch.Generator().manual_seed(0))
+                for path in (source, tmp_path / "copy.mp4")
+            )
+            pixels = [output["pixel_values_videos"][0] for output in (before, after)]
+            indices = [[read_frame_index(frame + mean) for frame in clip.numpy()] for clip in pixels]
+            assert indices[1] == indices[0] and max(indices[0]) < 120
+            assert (pixels[1] - pixels[0]).abs().mean() < PIXEL_MEAN_TOLERANCE
 
 
 def recording(prepare_video, calls: list):
