@@ -22,7 +22,7 @@ splits, rows, labels and `label_polarities.json`; the `video` column holds the p
 
     python -m dataset_scripts.prepare data/emotions --output data/emotions-prepared
     python -m dataset_scripts.prepare data/emotions --output data/emotions-32 --model outputs/avcanet-demo
-    accelerate launch --num_processes 8 -m dataset_scripts.prepare data/emotions --output data/emotions-prepared
+    python -m dataset_scripts.prepare data/emotions --output /shared/prepared --shard_index 2 --num_shards 4
 
 Work is split by process (`RANK` / `WORLD_SIZE`, set by `accelerate launch` and `torchrun`, or `--shard_index` /
 `--num_shards` on several machines sharing the output folder), each process's share over all its cores
