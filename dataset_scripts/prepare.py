@@ -51,6 +51,7 @@ from processing import AVCANetProcessor
 from processing.errors import VideoDecodingError
 from processing.video_decoding import (
     PREPARED_FORMAT,
+    PREPARED_PIXEL_FORMAT,
     FrameDecodingFailed,
     check_prepared_settings,
     open_video,
@@ -72,7 +73,7 @@ PREPARED_VERSION = 1
 # keeps the colour resolution the model sees and allows odd sizes.
 VIDEO_ENCODING = {
     "codec": "libx264",
-    "pix_fmt": "yuv444p",
+    "pix_fmt": PREPARED_PIXEL_FORMAT,
     "options": {"crf": "16", "preset": "veryfast", "tune": "fastdecode", "bf": "0"},
 }
 FRAMES_PER_DECODE = 32  # frames decoded, resized and encoded at a time: memory follows this, not the file length

@@ -10,8 +10,8 @@
   path or bytes `datasets` records on it;
 - already-decoded frames (an array, a tensor, a list of PIL images) are indexed in memory.
 
-A prepared copy (`dataset_scripts.prepare`: small all-intra frames, 16 kHz mono FLAC, a settings tag in the
-container) is read by the same readers; `reader.prepared` holds its tag, and `reader.require` refuses sizes or audio
+A prepared copy (`dataset_scripts.prepare`: small short-GOP H.264 4:4:4 frames, 16 kHz mono FLAC, a settings tag in
+the container) is read by the same readers; `reader.prepared` holds its tag, and `reader.require` refuses sizes or audio
 rates the copy cannot provide (`PreparedVideoMismatchError`).
 
 Readers decode only the frames asked for, one segment window at a time, and audio only inside the audio windows, so
@@ -218,7 +218,7 @@ def _window_from_native(
 
 
 PREPARED_FORMAT = "avcanet-prepared"  # the `format` of the JSON settings tag (mp4 `comment`) of a prepared copy
-PREPARED_PIXEL_FORMAT = "yuv444p"
+PREPARED_PIXEL_FORMAT = "yuv444p"  # what prepared copies are encoded in; originals in it are rare (see below)
 
 
 def _parse_prepared_tag(metadata) -> dict | None:
