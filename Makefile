@@ -46,6 +46,7 @@ benchmark: $(STAMP) ffmpeg
 	$(PY) benchmarks/preprocessing.py --quick
 	$(PY) benchmarks/model.py --quick
 	$(PY) benchmarks/data_loading.py --quick
+	$(PY) benchmarks/prepared_data.py --quick
 
 clean:
 	rm -rf $(VENV) outputs

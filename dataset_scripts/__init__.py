@@ -15,6 +15,9 @@ saved data (`read_label_polarities`).
 `load_training_data` (`sources.py`) is how `examples/train.py` reads any of these, a Hub dataset id, local parquet,
 Arrow or video files, or a stream, and chooses its splits.
 
+`python -m dataset_scripts.prepare SRC --output DST` (`prepare_dataset`) turns a saved data set into a training-ready
+copy that decodes many times faster every epoch.
+
 Names are imported on first use, so that `python -m dataset_scripts.<module>` does not import its module twice and
 importing one builder does not pay for the others.
 """
@@ -26,6 +29,8 @@ _MODULE_OF = {
     "read_label_polarities": "common",
     "save_dataset": "common",
     "save_dataset_by_reference": "sources",
+    "check_prepared_dataset": "prepare",
+    "prepare_dataset": "prepare",
     "load_ekman6": "ekman6",
     "load_emotions": "emotions",
     "load_emotions_parquet": "emotions",
@@ -60,6 +65,7 @@ def __getattr__(name: str):
 __all__ = [
     "LABEL_POLARITIES",
     "check_label_polarities",
+    "check_prepared_dataset",
     "find_undecodable_videos",
     "find_video_problem",
     "generate_synthetic",
@@ -72,6 +78,7 @@ __all__ = [
     "load_video_folder",
     "modality_ceilings",
     "node_share",
+    "prepare_dataset",
     "read_label_polarities",
     "save_dataset",
     "save_dataset_by_reference",

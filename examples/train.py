@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from dataset_scripts import generate_synthetic, load_training_data, node_share, save_dataset
+from dataset_scripts import check_prepared_dataset, generate_synthetic, load_training_data, node_share, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
 from dataset_scripts.video_folder import read_label_polarities_argument
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None):
         data = load_data(data_args, training_args)
     model = build_model(model_args, data.label_polarities)
     processor = AVCANetProcessor.from_model_config(model.config)
+    if data_args.dataset_dir is not None:  # a prepared copy that cannot serve this model is refused now, not at batch 1
+        check_prepared_dataset(data_args.dataset_dir, processor)
 
     train_dataset = data.train
     if isinstance(train_dataset, IterableDataset):

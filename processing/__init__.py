@@ -1,6 +1,6 @@
 """Video processor (frame sampling), audio feature extractor (log-mel) and the combined AV-CANet processor."""
 
-from .errors import VideoDecodingError
+from .errors import PreparedVideoMismatchError, VideoDecodingError
 from .feature_extraction_avcanet import AVCANetFeatureExtractor
 from .processing_avcanet import AVCANetProcessor
 from .video_processing_avcanet import AVCANetVideoProcessor
@@ -12,4 +12,10 @@ AVCANetVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 AVCANetFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 AVCANetProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["AVCANetFeatureExtractor", "AVCANetProcessor", "AVCANetVideoProcessor", "VideoDecodingError"]
+__all__ = [
+    "AVCANetFeatureExtractor",
+    "AVCANetProcessor",
+    "AVCANetVideoProcessor",
+    "PreparedVideoMismatchError",
+    "VideoDecodingError",
+]

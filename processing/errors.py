@@ -1,4 +1,4 @@
-"""The one exception the AV-CANet processor raises for input it cannot read."""
+"""The exceptions the AV-CANet processor raises for input it cannot read or cannot use."""
 
 
 class VideoDecodingError(ValueError):
@@ -17,3 +17,23 @@ class VideoDecodingError(ValueError):
         self.source = source
         self.cause = cause
         super().__init__(f"Cannot decode video {source}: {cause}")
+
+
+class PreparedVideoMismatchError(ValueError):
+    """A prepared copy of a video (`dataset_scripts.prepare`) cannot give what the processor needs: its frames are
+    smaller than the processor's crops or resize, or its audio has another sampling rate. Prepare the data set again
+    for these settings (or use the original files); skipping such samples would silently train on nothing.
+
+    Attributes:
+        source (`str`): a printable name of the input.
+        cause (`str`): what the copy lacks.
+    """
+
+    def __init__(self, source: str, cause: str):
+        self.source = source
+        self.cause = cause
+        super().__init__(
+            f"Prepared video {source} was made for other processor settings: {cause}. Prepare the data set again "
+            "for this model (`python -m dataset_scripts.prepare SRC --output DST --model MODEL`) or train on the "
+            "original files."
+        )

@@ -10,6 +10,10 @@
   path or bytes `datasets` records on it;
 - already-decoded frames (an array, a tensor, a list of PIL images) are indexed in memory.
 
+A prepared copy (`dataset_scripts.prepare`: small short-GOP H.264 4:4:4 frames, 16 kHz mono FLAC, a settings tag in
+the container) is read by the same readers; `reader.prepared` holds its tag, and `reader.require` refuses sizes or audio
+rates the copy cannot provide (`PreparedVideoMismatchError`).
+
 Readers decode only the frames asked for, one segment window at a time, and audio only inside the audio windows, so
 memory follows the number of sampled frames, not the length of the file. Every failure to read an input becomes a
 `VideoDecodingError` that names the input and the cause.
@@ -17,6 +21,7 @@ memory follows the number of sampled frames, not the length of the file. Every f
 
 import bisect
 import io
+import json
 import os
 import re
 import warnings
@@ -29,7 +34,7 @@ import torch
 import torchaudio
 from torch.utils.data import get_worker_info
 
-from .errors import VideoDecodingError
+from .errors import PreparedVideoMismatchError, VideoDecodingError
 from .frame_sampling import looped_windows, windows_within_clip
 
 
@@ -130,6 +135,13 @@ class AVCANetVideoReader:
     width: int
     clip_duration: float
     has_audio: bool = False
+    prepared: dict | None = None  # the settings tag of a prepared copy (`dataset_scripts.prepare`)
+
+    def require(self, short_side: int | None = None, sampling_rate: int | None = None):
+        """Refuse (`PreparedVideoMismatchError`) when this is a prepared copy made for smaller frames than
+        `short_side` or for another audio rate than `sampling_rate`; original files provide anything."""
+        if self.prepared is not None:
+            check_prepared_settings(self.prepared, self.name, short_side, sampling_rate)
 
     def get_frames(self, indices: list[int]) -> DecodedFrames:
         """Decode the frames at `indices` (any order, repeats allowed); raises `FrameDecodingFailed`."""
@@ -155,6 +167,7 @@ class AVCANetVideoReader:
         Windows inside the clip are decoded one by one (a long video is never decoded whole); when the clip is
         loop-padded its (short) audio is decoded once and tiled.
         """
+        self.require(sampling_rate=sample_rate)
         window_duration = num_samples / sample_rate
         if windows_within_clip(starts, window_duration, self.clip_duration):
             return torch.stack([self.get_audio(float(start), num_samples, sample_rate) for start in starts])
@@ -204,6 +217,57 @@ def _window_from_native(
     return _place(mono, round((first_time - begin) * sample_rate), num_samples)
 
 
+PREPARED_FORMAT = "avcanet-prepared"  # the `format` of the JSON settings tag (mp4 `comment`) of a prepared copy
+PREPARED_PIXEL_FORMAT = "yuv444p"  # what prepared copies are encoded in; originals in it are rare (see below)
+
+
+def _parse_prepared_tag(metadata) -> dict | None:
+    try:
+        tag = json.loads(metadata.get("comment", ""))
+    except ValueError:
+        return None
+    return tag if isinstance(tag, dict) and tag.get("format") == PREPARED_FORMAT else None
+
+
+def _may_be_prepared(streams) -> bool:
+    """Whether torchcodec's header probe looks like a prepared copy (4:4:4 H.264, FLAC or no audio), so that only
+    those files pay for a second open that reads the tag (torchcodec does not expose container tags)."""
+    kinds = {stream.media_type: stream for stream in streams.streams}
+    video, audio = kinds.get("video"), kinds.get("audio")
+    return (
+        video is not None
+        and getattr(video, "pixel_format", None) == PREPARED_PIXEL_FORMAT
+        and (audio is None or audio.codec == "flac")
+    )
+
+
+def read_prepared_settings(source) -> dict | None:
+    """The settings tag of a prepared copy (a path, bytes or a binary file object), or `None` for any other file."""
+    if av is None:
+        return None
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
+            return _parse_prepared_tag(container.metadata)
+    except (av.error.FFmpegError, OSError):
+        return None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
+def check_prepared_settings(settings: dict, name: str, short_side: int | None = None, sampling_rate: int | None = None):
+    """Raise `PreparedVideoMismatchError` when a copy prepared with `settings` lacks the frames (`short_side`) or
+    audio (`sampling_rate`) asked for."""
+    if short_side is not None and short_side > settings["short_side"]:
+        raise PreparedVideoMismatchError(
+            name, f"its frames have a short side of {settings['short_side']} px, the processor needs {short_side} px"
+        )
+    if sampling_rate is not None and sampling_rate != settings["sampling_rate"]:
+        raise PreparedVideoMismatchError(
+            name, f"its audio is at {settings['sampling_rate']} Hz, the feature extractor reads {sampling_rate} Hz"
+        )
+
+
 class TorchcodecVideoReader(AVCANetVideoReader):
     """torchcodec `VideoDecoder` in exact seek mode; `AudioDecoder` for the audio, created only when the container
     lists an audio track (torchcodec's own error for a missing track is misleading).
@@ -244,6 +308,9 @@ class TorchcodecVideoReader(AVCANetVideoReader):
         self._video = decoder
         self._audio = None
         self.has_audio = streams is not None and streams.best_audio_stream_index is not None
+        if streams is not None and _may_be_prepared(streams):
+            self._rewind(source)
+            self.prepared = read_prepared_settings(source)
 
         metadata = decoder.metadata
         self.num_frames = metadata.num_frames or 0
@@ -339,6 +406,7 @@ class PyAVVideoReader(AVCANetVideoReader):
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = decoder_threads
         self.has_audio = bool(self._container.streams.audio)
+        self.prepared = _parse_prepared_tag(self._container.metadata)
         self._scan_packets()
         self._frames = None  # the decode iterator after the last seek
         self._last_pts = None

@@ -144,14 +144,24 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
                     clips.append(self.sample_clip(reader, training=training, generator=generator).pixel_values)
         return BatchFeature(data={"pixel_values_videos": torch.stack(clips)}, tensor_type=return_tensors)
 
+    @property
+    def required_short_side(self) -> int:
+        """The smallest short side of the frames that loses nothing: the training crop is a square of the short side
+        resized to `crop_size`, evaluation resizes the short side to `size` (what `dataset_scripts.prepare` keeps)."""
+        size, crop = dict(self.size or {}), dict(self.crop_size or {})
+        sides = [crop.get("height"), crop.get("width"), size.get("shortest_edge"), size.get("height")]
+        return max(side or 0 for side in sides + [size.get("width")])
+
     def sample_clip(
         self, reader: AVCANetVideoReader, training: bool = False, generator: torch.Generator | None = None
     ) -> AVCANetSampledClip:
         """Sample, decode and transform one opened video.
 
         A file whose tail does not decode (cut off during a download, with its index at the front) is sampled again
-        over the frames that do decode, with a warning.
+        over the frames that do decode, with a warning. A prepared copy made for smaller frames than these settings
+        need is refused (`PreparedVideoMismatchError`).
         """
+        reader.require(short_side=self.required_short_side)
         try:
             return self._sample_clip(reader, training, generator)
         except FrameDecodingFailed:
