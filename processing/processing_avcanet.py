@@ -125,20 +125,20 @@ class AVCANetProcessor(ProcessorMixin):
             if len(audio) != len(videos):
                 raise ValueError(f"Got {len(audio)} audio clips for {len(videos)} videos.")
 
-        pixel_values, input_features, audio_mask, time_spans = [], [], [], []
+        clips, input_features, audio_mask, time_spans = [], [], [], []
         with single_torch_thread():
             for index, video in enumerate(videos):
                 given = audio[index] if audio is not None else None
                 clip, features, has_audio = self._process_one(
                     video, given, audio is not None, sampling_rate, training, generator
                 )
-                pixel_values.append(clip.pixel_values)
+                clips.append(clip.frames)
                 input_features.append(features)
                 audio_mask.append(has_audio)
                 time_spans.append(clip.segment_spans)
 
         data = {
-            "pixel_values_videos": torch.stack(pixel_values),  # (B, S * T, C, H, W)
+            "pixel_values_videos": self.video_processor.to_pixel_values(clips),  # (B, S * T, C, H, W)
             "input_features": torch.stack(input_features),  # (B, n_mels, S * F)
             "audio_mask": torch.tensor(audio_mask, dtype=torch.long),  # (B,)
         }
