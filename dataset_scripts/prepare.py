@@ -59,7 +59,7 @@ from processing.video_decoding import (
 )
 from transformers.image_utils import PILImageResampling, SizeDict
 
-from .common import LABEL_POLARITIES_FILE, read_label_polarities
+from .common import LABEL_POLARITIES_FILE
 from .validity import report_skipped_videos
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from modeling_avcanet import (
     AVCANetModel,
     ep_ce_loss,
 )
-from tiny import TINY
+from tiny import make_inputs, tiny_config
 
 TINY_VIDEOMAE = dict(
     model_type="videomae",
@@ -30,23 +30,6 @@ TINY_VIDEOMAE = dict(
     num_attention_heads=2,
     intermediate_size=48,
 )
-
-
-def tiny_config(**overrides) -> AVCANetConfig:
-    return AVCANetConfig(**{**TINY, **overrides})
-
-
-def make_inputs(config: AVCANetConfig, batch_size: int = 2, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    frames = config.num_segments * config.frames_per_segment
-    return {
-        "pixel_values_videos": torch.randn(
-            batch_size, frames, config.num_channels, config.image_size, config.image_size, generator=generator
-        ),
-        "input_features": torch.randn(
-            batch_size, config.num_mel_bins, config.num_segments * config.audio_frames_per_segment, generator=generator
-        ),
-    }
 
 
 # --------------------------------------------------------------------------------------------------- configuration

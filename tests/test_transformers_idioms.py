@@ -5,29 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification, AVCANetModel
+from modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
 from modeling_avcanet.modeling_avcanet import AVCANetAttention
-from tiny import TINY
+from tiny import make_inputs, tiny_config
 from transformers import AutoModelForVideoClassification
 
 NO_DROPOUT = dict(visual_dropout=0.0, fusion_dropout=0.0, attention_dropout=0.0, swin_drop_path_rate=0.0)
-
-
-def tiny_config(**overrides) -> AVCANetConfig:
-    return AVCANetConfig(**{**TINY, **overrides})
-
-
-def make_inputs(config: AVCANetConfig, batch_size: int = 2, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    frames = config.num_segments * config.frames_per_segment
-    return {
-        "pixel_values_videos": torch.randn(
-            batch_size, frames, config.num_channels, config.image_size, config.image_size, generator=generator
-        ),
-        "input_features": torch.randn(
-            batch_size, config.num_mel_bins, config.num_segments * config.audio_frames_per_segment, generator=generator
-        ),
-    }
 
 
 @pytest.fixture(scope="module")

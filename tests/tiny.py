@@ -1,5 +1,9 @@
 """The tiny AV-CANet geometry the tests share: every part of the architecture, small enough for 2 CPU cores."""
 
+import torch
+
+from modeling_avcanet import AVCANetConfig
+
 TINY = dict(
     num_segments=4,
     frames_per_segment=4,
@@ -17,3 +21,20 @@ TINY = dict(
     num_pyramid_levels=2,
     global_num_attention_heads=4,
 )
+
+
+def tiny_config(**overrides) -> AVCANetConfig:
+    return AVCANetConfig(**{**TINY, **overrides})
+
+
+def make_inputs(config: AVCANetConfig, batch_size: int = 2, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    frames = config.num_segments * config.frames_per_segment
+    return {
+        "pixel_values_videos": torch.randn(
+            batch_size, frames, config.num_channels, config.image_size, config.image_size, generator=generator
+        ),
+        "input_features": torch.randn(
+            batch_size, config.num_mel_bins, config.num_segments * config.audio_frames_per_segment, generator=generator
+        ),
+    }
