@@ -40,7 +40,8 @@ from common import DEFAULT_MEDIA_DIR, MEDIA, machine, markdown_table, media_file
 
 from processing import AVCANetProcessor, AVCANetVideoProcessor
 from processing.frame_sampling import sample_segment_frame_indices
-from processing.video_decoding import TorchcodecVideoReader, single_torch_thread
+from processing.decoding_threads import single_torch_thread
+from processing.video_decoding import TorchcodecVideoReader
 
 NUM_SEGMENTS, FRAMES_PER_SEGMENT, SIZE = 16, 8, 112
 AUTHORS_SAMPLE_RATE, AUTHORS_N_MFCC, AUTHORS_AUDIO_FRAMES = 44100, 32, 4096

@@ -5,14 +5,17 @@ Each video is decoded once and re-encoded into a small mp4 made for one processo
 
 - frames upright, resized to the short side the processor needs, the largest of its training crop and its eval
   resize (112 by default; decoded by PyAV straight into the encoder's YUV at that size, or by the processor's own
-  reader for files that need it), as H.264 4:4:4 (CRF 16, fastdecode) with a keyframe every
-  `frames_per_segment` frames, so that any window of `frames_per_segment` frames decodes from at most one keyframe
-  back (the encoding was chosen by measurement, `benchmarks/prepared_encoding.py`);
+  reader for files that need it), as H.264 4:4:4 (CRF 16, fastdecode) with a keyframe exactly every
+  `frames_per_segment` frames (none added at scene cuts or where the source had one), so that any window of
+  `frames_per_segment` frames decodes from at most one keyframe back (the encoding was chosen by measurement,
+  `benchmarks/prepared_encoding.py`);
 - the SAME frames with the same timestamps and durations (a variable frame rate stays variable), so the processor
-  draws the same frame indices and the same audio windows as from the original;
+  draws the same frame indices and the same audio windows as from the original; when every frame follows the last
+  by the same step, the tag announces it (`constant_frame_step`), so readers need not scan the copy's packets;
 - the audio as the feature extractor reads it: channels averaged and resampled to its rate (16 kHz) with the same
-  torchaudio call, starting with the first frame, stored as 24-bit 16 kHz mono FLAC in the same file;
-- the settings it was made for, as a JSON tag in the file (`processing.video_decoding.PREPARED_FORMAT`), so the
+  torchaudio call, starting with the first frame, stored as 24-bit 16 kHz mono FLAC in the same file (blocks of
+  4608 samples, compression level 8);
+- the settings it was made for, as a JSON tag in the file (`processing.prepared_copies.PREPARED_FORMAT`), so the
   processor knows it reads a prepared copy and refuses a size or rate the copy cannot provide
   (`PreparedVideoMismatchError`).
 
@@ -49,14 +52,9 @@ from datasets import DatasetDict, Video, load_from_disk
 
 from processing import AVCANetProcessor
 from processing.errors import VideoDecodingError
-from processing.video_decoding import (
-    PREPARED_FORMAT,
-    PREPARED_PIXEL_FORMAT,
-    FrameDecodingFailed,
-    check_prepared_settings,
-    open_video,
-    single_torch_thread,
-)
+from processing.prepared_copies import PREPARED_FORMAT, PREPARED_PIXEL_FORMAT, check_prepared_settings
+from processing.decoding_threads import single_torch_thread
+from processing.video_decoding import FrameDecodingFailed, open_video
 from transformers.image_utils import PILImageResampling, SizeDict
 
 from .common import LABEL_POLARITIES_FILE
@@ -70,12 +68,15 @@ PREPARED_VERSION = 1
 # H.264 4:4:4, `tune=fastdecode` (no CABAC, no deblocking), a keyframe every `frames_per_segment` frames (set per
 # copy): of all-intra, keyframes every 4, 8, 16, 32 frames and MJPEG, the fastest training-mode read on one core but
 # for MJPEG, whose files are 8x larger (benchmarks/prepared_encoding.py); fastdecode reads 15 % faster again. 4:4:4
-# keeps the colour resolution the model sees and allows odd sizes.
+# keeps the colour resolution the model sees and allows odd sizes. No scene-cut keyframes (`sc_threshold=0`, 2 %
+# larger files) and no keyframes forced by the source's: readers take them to be exactly every interval.
 VIDEO_ENCODING = {
     "codec": "libx264",
     "pix_fmt": PREPARED_PIXEL_FORMAT,
-    "options": {"crf": "16", "preset": "veryfast", "tune": "fastdecode", "bf": "0"},
+    "options": {"crf": "16", "preset": "veryfast", "tune": "fastdecode", "bf": "0", "sc_threshold": "0"},
 }
+# FLAC blocks of 0.29 s at 16 kHz and a deeper search: 12 % smaller than the defaults (1152, level 5), reads as fast
+AUDIO_ENCODING_OPTIONS = {"frame_size": "4608", "compression_level": "8"}
 FRAMES_PER_DECODE = 32  # frames decoded, resized and encoded at a time: memory follows this, not the file length
 AUDIO_CHUNK_SECONDS = 30.0  # audio resampled per chunk (with the reader's margins), so a long track is never whole
 
@@ -112,13 +113,14 @@ class _NotForTheFastPath(Exception):
     """The source needs the processor's own reader to be copied exactly (see `_frames_by_pyav`)."""
 
 
-def _frames_by_pyav(source, reader, height: int, width: int, color: dict):
+def _frames_by_pyav(source, reader, height: int, width: int, color: dict, frame_step: dict | None = None):
     """The frames of `source` as `(yuv444p VideoFrame at height x width, pts, duration)`, decoded by PyAV straight
     into the encoder's format and size (no RGB round trip: 2x faster than the reader on HD files).
 
     Used only when it provably gives the reader's frames: every frame decodes, in increasing timestamps, as many as
     the reader lists, ending where the reader's clip ends, in limited-range YUV (`color` gets the source's colour
-    tags for the encoder); otherwise raises `_NotForTheFastPath` before or while yielding."""
+    tags for the encoder), and, with `frame_step`, frame `i` at `i * step` shown `step` long, `frames` of them;
+    otherwise raises `_NotForTheFastPath` before or while yielding."""
     with av.open(_as_file(source)) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
@@ -140,11 +142,14 @@ def _frames_by_pyav(source, reader, height: int, width: int, color: dict):
                     planes = np.rot90(small.to_ndarray(channel_last=False), k=rotation, axes=(1, 2))
                     small = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv444p")
                 duration = frame.duration or 0
+                if frame_step is not None and (frame.pts - first, duration) != (count * frame_step["step"],
+                                                                                 frame_step["step"]):  # fmt: skip
+                    raise _NotForTheFastPath("the frames are not at the constant step announced in the tag")
                 previous, count = frame.pts, count + 1
                 yield small, frame.pts - first, duration
         except av.error.FFmpegError as error:
             raise _NotForTheFastPath(f"decoding failed ({error})") from error
-    if first is None or count != reader.num_frames:
+    if first is None or count != reader.num_frames or (frame_step is not None and count != frame_step["frames"]):
         raise _NotForTheFastPath(f"{count} frames decoded, the reader lists {reader.num_frames}")
     if abs(float((previous - first + duration) * time_base) - reader.clip_duration) > 1e-6:
         raise _NotForTheFastPath("the clip ends elsewhere than for the reader")
@@ -181,13 +186,18 @@ def prepare_video(source, output_path, settings: dict, encoding: dict = VIDEO_EN
     resizer = resizer or AVCANetProcessor().video_processor
     partial = output_path.with_name(output_path.name + ".partial")
     with single_torch_thread(), open_video(source, decoder_threads=1) as reader:
-        with av.open(_as_file(source)) as probe:
-            time_base = probe.streams.video[0].time_base  # copied, so that timestamps stay exact
+        time_base, frame_step = _source_timing(source)
         height, width = _resized_size(reader.height, reader.width, settings["short_side"])
         color = {}
-        try:
-            _write_copy(partial, reader, _frames_by_pyav(source, reader, height, width, color), settings, encoding,
-                        time_base, height, width, color)  # fmt: skip
+        try:  # PyAV straight into YUV, announcing a constant frame step if the source has one, then without
+            for step in [frame_step, None] if frame_step else [None]:
+                try:
+                    frames = _frames_by_pyav(source, reader, height, width, color, step)
+                    _write_copy(partial, reader, frames, settings, encoding, time_base, height, width, color, step)
+                    break
+                except _NotForTheFastPath:
+                    if step is None:
+                        raise
         except _NotForTheFastPath:
             frames = _frames_by_reader(reader, resizer, settings["short_side"], height, width, time_base)
             _write_copy(partial, reader, frames, settings, encoding, time_base, height, width, {})
@@ -195,11 +205,28 @@ def prepare_video(source, output_path, settings: dict, encoding: dict = VIDEO_EN
         return {"frames": reader.num_frames, "has_audio": reader.has_audio}
 
 
-def _write_copy(path, reader, frames, settings, encoding, time_base, height, width, color: dict):
-    """Encode `frames` (`(VideoFrame, pts, duration)` in `time_base`) and the reader's audio into the mp4 at `path`."""
+def _source_timing(source) -> tuple[Fraction, dict | None]:
+    """The source's video time base (copied, so that timestamps stay exact) and, when every frame follows the last by
+    the same step, `{"frames", "step"}`: announced in the copy's tag, readers then need not scan its packets
+    (`processing.video_decoding.PyAVVideoReader`). Reads the packets' headers, decodes nothing."""
+    with av.open(_as_file(source)) as container:
+        stream = container.streams.video[0]
+        time_base = stream.time_base  # read while the container is open: the stream is freed with it
+        try:
+            pts = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None and packet.size)
+        except av.error.FFmpegError:
+            return time_base, None  # damaged: the copy is made without the announcement
+    steps = set(np.diff(pts).tolist())
+    return time_base, ({"frames": len(pts), "step": steps.pop()} if len(steps) == 1 else None)
+
+
+def _write_copy(path, reader, frames, settings, encoding, time_base, height, width, color: dict, frame_step=None):
+    """Encode `frames` (`(VideoFrame, pts, duration)` in `time_base`) and the reader's audio into the mp4 at `path`;
+    the tag records `settings` and, when given, the constant `frame_step` the frames follow."""
     rate = settings["sampling_rate"]
+    tag = dict(settings, has_audio=reader.has_audio, **({"constant_frame_step": frame_step} if frame_step else {}))
     with av.open(str(path), mode="w", format="mp4") as container:
-        container.metadata["comment"] = json.dumps(dict(settings, has_audio=reader.has_audio))
+        container.metadata["comment"] = json.dumps(tag)
         video = container.add_stream(encoding["codec"], rate=30)
         video.width, video.height, video.pix_fmt = width, height, encoding["pix_fmt"]
         video.time_base = time_base
@@ -208,12 +235,14 @@ def _write_copy(path, reader, frames, settings, encoding, time_base, height, wid
         audio = container.add_stream("flac", rate=rate, layout="mono") if reader.has_audio else None
         if audio is not None:
             audio.format = "s32"  # FLAC keeps 24 bits: 16 bits would move the log-mel of quiet bins by ~0.1
+            audio.options = AUDIO_ENCODING_OPTIONS
         durations = {}
         for frame, pts, duration in frames:
             if not durations:
                 for name, value in color.items():  # the source's colour tags, before the encoder opens
                     setattr(video.codec_context, name, value)
             frame.pts, frame.time_base = pts, time_base
+            frame.pict_type = av.video.frame.PictureType.NONE  # a source keyframe must not force one here
             durations[pts] = duration
             _mux(container, video.encode(frame), durations)
         _mux(container, video.encode(), durations)

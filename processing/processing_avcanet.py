@@ -5,12 +5,13 @@ import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
+from .decoding_threads import single_torch_thread
 from .feature_extraction_avcanet import AVCANetFeatureExtractor, to_mono_waveform
 from .frame_sampling import audio_window_starts
 # not used here: imported so that `save_pretrained` copies it with the processor's code (`pipeline()` loads it from
 # there, as the config's `custom_pipelines` says)
 from .pipeline_avcanet import AVCANetVideoClassificationPipeline  # noqa: F401
-from .video_decoding import is_single_video, open_video, single_torch_thread
+from .video_decoding import is_single_video, open_video
 from .video_processing_avcanet import AVCANetVideoProcessor
 
 

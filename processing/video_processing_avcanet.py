@@ -13,7 +13,8 @@ from transformers.video_processing_utils import BaseVideoProcessor
 
 from .errors import VideoDecodingError
 from .frame_sampling import sample_segment_positions, segment_time_spans, segment_window_centers
-from .video_decoding import AVCANetVideoReader, FrameDecodingFailed, is_single_video, open_video, single_torch_thread
+from .decoding_threads import single_torch_thread
+from .video_decoding import AVCANetVideoReader, FrameDecodingFailed, is_single_video, open_video
 
 
 AUTHORS_MEAN = [100 / 255] * 3  # the release normalises as x / 255 - 100 / 255 (spec §3.3)

@@ -3,6 +3,7 @@ one without audio, one at a variable frame rate) prepared, resumed after a kill,
 settings it cannot serve, and read by the processor like the originals: the same frame indices (burned into the
 pixels) and audio windows, pixels equal up to the resampling and the re-encode."""
 
+import io
 import json
 import logging
 import warnings
@@ -19,6 +20,7 @@ from dataset_scripts.common import build_dataset_dict
 from media import make_video, read_frame_index, truncate
 from modeling_avcanet import AVCANetConfig
 from processing import AVCANetFeatureExtractor, AVCANetProcessor, PreparedVideoMismatchError
+from processing import video_decoding
 from processing.video_decoding import open_video
 from tiny import TINY
 
@@ -243,8 +245,6 @@ def test_refuses_settings_the_copy_cannot_serve(source_dir, prepared_dir, proces
 
 def test_prepared_file_is_short_gop_h264_with_flac_audio(prepared_dir):
     copy = load_from_disk(str(prepared_dir))["validation"][1]["video"]
-    import io
-
     with av.open(io.BytesIO(copy["bytes"])) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]
         assert (video.codec_context.name, video.format.name) == ("h264", "yuv444p")
@@ -252,8 +252,70 @@ def test_prepared_file_is_short_gop_h264_with_flac_audio(prepared_dir):
         keyframes = [packet.is_keyframe for packet in container.demux(video) if packet.size]
     assert len(keyframes) == RECIPES["long"]["num_frames"]
     interval = TINY["frames_per_segment"]  # the keyframe interval: a window decodes from at most one keyframe back
-    gaps = np.diff(np.flatnonzero(keyframes))  # x264 adds keyframes at scene cuts (here: every index change)
-    assert keyframes[0] and gaps.max() <= interval and not all(keyframes)
+    # exactly every `interval` frames, although every source frame here differs (a scene cut for x264) and the
+    # source has keyframes of its own: readers rely on this (`PyAVVideoReader._index_frames`)
+    assert keyframes == [index % interval == 0 for index in range(len(keyframes))]
+
+
+def all_copies(prepared_dir):
+    prepared = load_from_disk(str(prepared_dir))
+    return [cell["bytes"] for split in ("train", "validation") for cell in prepared[split]["video"]]
+
+
+def test_prepared_copies_are_read_by_pyav_as_torchcodec_reads_them(prepared_dir, tmp_path):
+    """PyAV's planar conversion gives torchcodec's pixels exactly, for every kind of input that holds a copy."""
+    from datasets import Dataset, Video
+
+    copies = all_copies(prepared_dir)
+    path = tmp_path / "copy.mp4"
+    path.write_bytes(copies[1])
+    decoded = Dataset.from_dict({"video": [str(path)]}).cast_column("video", Video())[0]["video"]
+    inputs = {"bytes": copies[1], "path": str(path), "file": io.BytesIO(copies[1]), "datasets": decoded}
+    for kind, video in inputs.items():
+        with open_video(video) as reader:
+            assert isinstance(reader, video_decoding.PyAVVideoReader), kind
+            assert reader.prepared is not None and reader.num_frames == RECIPES["vfr"]["num_frames"], kind
+    starts = torch.tensor([0.0, 0.3, 0.9])
+    for copy in copies:
+        with open_video(copy) as fast, video_decoding.TorchcodecVideoReader(copy, "copy") as reference:
+            indices = [5, 0, 3, 3, fast.num_frames - 1, 1]  # any order, repeats, forward and backward seeks
+            assert torch.equal(fast.get_frames(indices).frames, reference.get_frames(indices).frames)
+            if reference.has_audio:
+                windows = fast.read_audio_windows(starts, 4000, 16000)
+                torch.testing.assert_close(windows, reference.read_audio_windows(starts, 4000, 16000), atol=0, rtol=0)
+
+
+def test_prepared_copy_audio_without_torchcodec(prepared_dir, monkeypatch):
+    """Without torchcodec the same reader decodes the FLAC itself, to the same samples."""
+    copy = all_copies(prepared_dir)[0]
+    starts = torch.tensor([0.1, 0.5, 1.2])
+    with open_video(copy) as reader:
+        expected = reader.read_audio_windows(starts, 4000, 16000)
+    monkeypatch.setattr(video_decoding, "TORCHCODEC_AVAILABLE", False)
+    with open_video(copy) as reader:
+        assert isinstance(reader, video_decoding.PyAVVideoReader) and reader.has_audio
+        torch.testing.assert_close(reader.read_audio_windows(starts, 4000, 16000), expected, atol=1e-6, rtol=0)
+        assert expected.abs().max() > 0.1  # the tone is there
+
+
+def test_constant_frame_step_is_announced_and_gives_the_scanned_frames(prepared_dir, monkeypatch):
+    copies = all_copies(prepared_dir)  # tone, vfr, no_audio; short, long, rotated
+    with_step = []
+    tags = {}
+    for copy in copies:
+        with open_video(copy) as reader:
+            with_step.append("constant_frame_step" in reader.prepared)
+            tags[copy] = (reader._pts, list(reader._durations), reader._keyframes, reader.clip_duration)
+    assert with_step == [True, False, True, True, True, True]  # the variable frame rate copy announces no step
+    real = video_decoding.parse_prepared_tag
+
+    def without_step(metadata):
+        return {key: value for key, value in real(metadata).items() if key != "constant_frame_step"}
+
+    monkeypatch.setattr(video_decoding, "parse_prepared_tag", without_step)
+    for copy in copies:
+        with open_video(copy) as scanned:
+            assert (scanned._pts, list(scanned._durations), scanned._keyframes, scanned.clip_duration) == tags[copy]
 
 
 def test_command_line_shares_and_merge(source_dir, processor, tmp_path, capsys):

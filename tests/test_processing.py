@@ -500,3 +500,36 @@ def test_processor_output_feeds_the_model(media):
     model.eval()
     with torch.no_grad():
         assert torch.isfinite(model(**processor(videos=media["long"])).logits).all()
+
+
+@pytest.mark.parametrize("codec, sample_format", [("pcm_s16le", "s16"), ("pcm_s32le", "s32"), ("pcm_u8", "u8")])
+def test_pyav_audio_samples_convert_like_torchcodec(codec, sample_format, tmp_path, monkeypatch):
+    """PyAV's reader scales packed integer samples to float as FFmpeg's resampler (and torchcodec) does."""
+    path = make_video(tmp_path / "video.mp4", num_frames=24, with_audio=False)
+    with_audio = tmp_path / "video.mov"
+    rate, seconds = 16000, 1.0  # the extractor's rate: no resampling, whose grid differs between the readers
+    t = np.arange(int(rate * seconds)) / rate
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 660 * t)])  # (2, n)
+    bits, dtype = {"s16": (16, np.int16), "s32": (32, np.int32), "u8": (8, np.uint8)}[sample_format]
+    interleaved = stereo.T.reshape(1, -1) * (2 ** (bits - 1) - 1)  # (1, n * 2): packed, left and right in turn
+    packed = np.round(interleaved + (128 if sample_format == "u8" else 0)).astype(dtype)
+    with av.open(str(path)) as source, av.open(str(with_audio), "w", format="mov") as container:
+        video = container.add_stream_from_template(source.streams.video[0])
+        audio = container.add_stream(codec, rate=rate, layout="stereo")
+        audio.format = sample_format
+        for packet in source.demux(source.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                container.mux(packet)
+        frame = av.AudioFrame.from_ndarray(packed, format=sample_format, layout="stereo")
+        frame.sample_rate, frame.pts = rate, 0
+        container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    starts = torch.tensor([0.1, 0.4])
+    with video_decoding.TorchcodecVideoReader(str(with_audio), "reference") as reader:
+        expected = reader.read_audio_windows(starts, 3000, 16000)
+    monkeypatch.setattr(video_decoding, "TORCHCODEC_AVAILABLE", False)
+    with video_decoding.open_video(str(with_audio)) as reader:
+        assert isinstance(reader, video_decoding.PyAVVideoReader)
+        torch.testing.assert_close(reader.read_audio_windows(starts, 3000, 16000), expected, atol=1e-5, rtol=0)
+    assert expected.abs().max() > 0.3
