@@ -1,0 +1,121 @@
+"""GPU training throughput from the original files and from prepared copies, with the loader `train.py` uses on a GPU.
+
+One script for a GPU machine, one run (the device time lent to a session is short):
+
+    python benchmarks/gpu_training.py --device cuda --bf16                  # paper config, batch 16, ~5 min
+    python benchmarks/gpu_training.py --quick                               # CPU, CPU-demo config (< 2 min)
+
+For each clip (10 s 640x360 and 30 s 720x1280 H.264 + AAC, each read through the page cache as many times as the
+steps need), in one process:
+1. the model alone: training steps (forward, backward, AdamW) on random inputs, the ceiling;
+2. the DataLoader with `train.gpu_loader_defaults` (one worker per core, 4 batches prefetched per worker, persistent,
+   pinned memory; each worker decodes with one FFmpeg thread) feeding the same training steps, from the original file
+   and from its prepared copy (`dataset_scripts.prepare.prepare_video`, made here first).
+Videos/s are counted after one round of batches (one per worker: they all start together, so the first round comes as
+a burst), over `--rounds` further rounds, so the workers' start-up is left out and the prefetch queue is in its steady
+state.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import DEFAULT_MEDIA_DIR, MEDIA, machine, markdown_table, media_file
+from data_loading import dataset_of, model_rate, train_example
+from model import Timer, autocast, build
+from torch.utils.data import DataLoader
+from transformers import default_data_collator
+
+from dataset_scripts.prepare import prepare_video, prepared_settings_for
+from processing import AVCANetProcessor
+
+
+def loader_settings(device: str) -> dict:
+    """What `examples/train.py` passes to its DataLoader on a GPU (`gpu_loader_defaults`), as DataLoader arguments."""
+    flags = train_example.gpu_loader_defaults(len(os.sched_getaffinity(0)), 1)
+    options = dict(zip(flags[::2], flags[1::2]))
+    workers = int(options["--dataloader_num_workers"])
+    return {
+        "num_workers": workers,
+        "prefetch_factor": int(options["--dataloader_prefetch_factor"]) if workers else None,
+        "persistent_workers": workers > 0,
+        "pin_memory": device != "cpu",
+    }
+
+
+def fed_rate(dataset, processor, model, batch_size: int, warmup: int, args) -> float:
+    """Training videos/s with the DataLoader feeding the steps (one epoch of `dataset`), counted after `warmup`
+    batches."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    transform = train_example.processing_transform(processor, training=True)
+    loader = DataLoader(dataset.with_transform(transform), batch_size=batch_size, shuffle=True,
+                        collate_fn=default_data_collator, **loader_settings(args.device))  # fmt: skip
+    timer, start, count = Timer(args.device), None, 0
+    for index, batch in enumerate(loader):
+        if index == warmup:
+            start, count = timer.now(), 0
+        batch = {key: value.to(args.device, non_blocking=True) for key, value in batch.items()}
+        with autocast(args.device, args.bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        count += batch["labels"].shape[0]
+    return count / (timer.now() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CPU-demo config, batch 4, 10 s clip only")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--batch-size", type=int, help="default 16 (--quick 4)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds of one batch per DataLoader worker")
+    parser.add_argument("--media-dir", type=Path, default=DEFAULT_MEDIA_DIR)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config_name = "cpu-demo" if args.quick else "default"
+    batch_size = args.batch_size or (4 if args.quick else 16)
+    keys = ["10s_640x360"] if args.quick else ["10s_640x360", "30s_720x1280"]
+    settings = loader_settings(args.device)
+    warmup = max(1, settings["num_workers"])  # batches: the first round
+    steps = warmup * args.rounds
+    print(f"machine: {machine()}; {config_name} config on {args.device}, bf16 {args.bf16}, batch {batch_size}, "
+          f"{steps} timed steps; loader {settings}", flush=True)  # fmt: skip
+
+    model = build("avcanet", config_name).to(args.device)
+    processor = AVCANetProcessor.from_model_config(model.config)
+    results = {"model_alone": model_rate(model, "avcanet", batch_size, steps, args)}
+    print(f"model alone (random inputs): {results['model_alone']:.1f} videos/s", flush=True)
+    videos = batch_size * (warmup + steps)
+    with tempfile.TemporaryDirectory(prefix="avcanet-gpu-bench-") as tmp:
+        for key in keys:
+            original = media_file(key, args.media_dir)
+            copy = Path(tmp) / f"{key}.mp4"
+            start = time.perf_counter()
+            prepare_video(original, copy, prepared_settings_for(processor))
+            print(f"{MEDIA[key][4]}: prepared copy made in {time.perf_counter() - start:.1f} s", flush=True)
+            for source, path in (("original", original), ("prepared", copy)):
+                rate = fed_rate(dataset_of([path] * videos), processor, model, batch_size, warmup, args)
+                results[f"{key}/{source}"] = rate
+                print(f"{MEDIA[key][4]}, {source}: {rate:.1f} videos/s", flush=True)
+
+    rows = [[MEDIA[key][4], f"{results[key + '/original']:.1f}", f"{results[key + '/prepared']:.1f}",
+             f"{results[key + '/prepared'] / results[key + '/original']:.1f}x",
+             f"{results[key + '/prepared'] / results['model_alone']:.0%}"] for key in keys]  # fmt: skip
+    header = ["clip", "original files videos/s", "prepared copy videos/s", "prepared / original",
+              "prepared / model alone"]  # fmt: skip
+    print(f"\nmodel alone: {results['model_alone']:.1f} videos/s")
+    print(markdown_table(header, rows))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
