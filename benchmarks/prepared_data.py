@@ -4,11 +4,12 @@ Everything runs pinned to one core (`os.sched_setaffinity`, inherited by the ffm
 one FFmpeg decoder thread. For each generated H.264 + AAC file (30 fps, GOP 250, 48 kHz stereo AAC):
 
 - one-off preparation: `dataset_scripts.prepare.prepare_video` (the copy for the default config: 112 px short side,
-  H.264 4:4:4 keyframe every 8 frames, 16 kHz FLAC) vs the authors' dump (`ffmpeg ... -vf scale=-1:240 %06d.jpg` +
-  `ffmpeg -vn a.mp3`, `preprocessing.authors_extract`): seconds (median of 3 alternating runs after an untimed one;
-  one run for the 10 min file) and disk size;
-- per-epoch data cost per video, training mode, in rotating order: `AVCANetProcessor()(videos=original,
-  training=True)`, the same call on the prepared copy, and the authors' loader on its dump
+  H.264 4:4:4 keyframe every 8 frames, 16 kHz FLAC; and the same in 4:2:0, `pixel_format="yuv420p"`) vs the authors'
+  dump (`ffmpeg ... -vf scale=-1:240 %06d.jpg` + `ffmpeg -vn a.mp3`, `preprocessing.authors_extract`): seconds
+  (median of 3 alternating runs after an untimed one; one run for the 10 min file) and disk size;
+- per-epoch data cost per video, training mode, in rotating order, each method called repeatedly for 0.6 s per round
+  (the mean per call is the round's value; the median over rounds is reported): `AVCANetProcessor()(videos=original,
+  training=True)`, the same call on the prepared copies, and the authors' loader on its dump
   (`preprocessing.authors_load`: PIL opening the 128 sampled JPEGs, resize + crop, librosa MFCC; the release's
   training loader reads the same 128 JPEGs and the same MFCC, only at random positions);
 - the cores it takes to feed a GPU training at 500 videos/s, from the measured per-core rates and the model's
@@ -41,31 +42,48 @@ from processing import AVCANetProcessor, AVCANetVideoProcessor
 
 FORWARD_GFLOPS, TRAINING_GFLOPS = 186, 560  # per video, default config (FlopCounterMode; backward ~2x forward)
 GPU_VIDEOS_PER_S = 500  # an H200 training AV-CANet in bf16 at ~30 % of its 989 dense TFLOP/s
+ROUND_SECONDS = 0.6  # each method runs this long per round (repeated calls), its mean per call is the round's time
 
 
 def directory_mib(path: Path) -> float:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file()) / 2**20
 
 
+def mean_call_seconds(method, at_least_s: float = ROUND_SECONDS) -> float:
+    """Seconds per call of `method`, called until `at_least_s` have passed (once for a slow one): a 40 ms read timed
+    once swings by half with the machine's noise and with the augmentation drawn (a rotation costs 20 ms)."""
+    calls, start = 0, time.perf_counter()
+    while calls == 0 or time.perf_counter() - start < at_least_s:
+        method()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
 def prepare_both(video: Path, workdir: Path, processor: AVCANetProcessor, with_authors: bool, rounds: int) -> dict:
-    """The one-off steps, our copy and the authors' dump, timed and sized: the median of `rounds` alternating runs
-    after one untimed run of each (a data set prepares thousands of videos in one process: the per-video cost is the
-    warm one; the authors' ffmpeg processes start cold every time either way)."""
-    copy, dump = workdir / "prepared.mp4", workdir / "authors"
-    settings = prepared_settings_for(processor)
-    times = {"prepare_s": [], "dump_s": []}
+    """The one-off steps, our copies (4:4:4 and 4:2:0) and the authors' dump, timed and sized: the median of `rounds`
+    alternating runs after one untimed run of each (a data set prepares thousands of videos in one process: the
+    per-video cost is the warm one; the authors' ffmpeg processes start cold every time either way)."""
+    copy, copy_420, dump = workdir / "prepared.mp4", workdir / "prepared_420.mp4", workdir / "authors"
+    settings = {
+        "prepare": prepared_settings_for(processor),
+        "prepare_420": prepared_settings_for(processor, pixel_format="yuv420p"),
+    }
+    times = {"prepare_s": [], "prepare_420_s": [], "dump_s": []}
     for round_index in range(rounds + 1):
-        start = time.perf_counter()
-        prepare_video(video, copy, settings)
-        times["prepare_s"].append(time.perf_counter() - start)
+        for name, path in (("prepare", copy), ("prepare_420", copy_420)):
+            start = time.perf_counter()
+            prepare_video(video, path, settings[name])
+            times[f"{name}_s"].append(time.perf_counter() - start)
         if with_authors:
             shutil.rmtree(dump, ignore_errors=True)
             dump.mkdir()
             start = time.perf_counter()
             authors_extract(video, dump)
             times["dump_s"].append(time.perf_counter() - start)
-    out = {"copy": copy, "prepare_mib": copy.stat().st_size / 2**20, "prepare_runs_s": times["prepare_s"]}
-    out["prepare_s"] = median(times["prepare_s"][1:] or times["prepare_s"])
+    out = {"copy": copy, "copy_420": copy_420, "prepare_runs_s": times["prepare_s"]}
+    for name, path in (("prepare", copy), ("prepare_420", copy_420)):
+        out[f"{name}_mib"] = path.stat().st_size / 2**20
+        out[f"{name}_s"] = median(times[f"{name}_s"][1:] or times[f"{name}_s"])
     if with_authors:
         out.update(dump=dump, dump_s=median(times["dump_s"][1:]), dump_mib=directory_mib(dump),
                    dump_runs_s=times["dump_s"])  # fmt: skip
@@ -104,6 +122,7 @@ def main():
             methods = {
                 "original": lambda video=video: processor(videos=str(video), training=True),
                 "prepared": lambda copy=one_off["copy"]: processor(videos=str(copy), training=True),
+                "prepared 4:2:0": lambda copy=one_off["copy_420"]: processor(videos=str(copy), training=True),
             }
             if with_authors:
                 methods["authors"] = lambda dump=one_off["dump"]: authors_load(dump)
@@ -113,14 +132,12 @@ def main():
             names = list(methods)
             for round_index in range(repeats):
                 for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
-                    start = time.perf_counter()
-                    methods[name]()
-                    runs[name].append(time.perf_counter() - start)
+                    runs[name].append(mean_call_seconds(methods[name]))
             results[key] = {
                 "file": MEDIA[key][4],
                 "per_video_s": {name: median(values) for name, values in runs.items()},
                 "runs_s": runs,
-                **{name: value for name, value in one_off.items() if name not in ("copy", "dump")},
+                **{name: value for name, value in one_off.items() if name not in ("copy", "copy_420", "dump")},
             }
             print_file(results[key])
     print_summary(results, repeats)
@@ -134,7 +151,8 @@ def print_file(result: dict):
         f"{name} {seconds * 1000:.0f} ms ({1 / seconds:.1f} videos/s)" for name, seconds in per_video.items()
     )
     print(f"\n{result['file']}: {line}")
-    print(f"  one-off: prepared copy {result['prepare_s']:.2f} s, {result['prepare_mib']:.2f} MiB", end="")
+    print(f"  one-off: prepared copy {result['prepare_s']:.2f} s, {result['prepare_mib']:.2f} MiB; 4:2:0 "
+          f"{result['prepare_420_s']:.2f} s, {result['prepare_420_mib']:.2f} MiB", end="")
     if "dump_s" in result:
         print(f"; authors' JPEG + mp3 dump {result['dump_s']:.2f} s, {result['dump_mib']:.2f} MiB", end="")
     print(flush=True)
@@ -142,23 +160,26 @@ def print_file(result: dict):
 
 def print_summary(results: dict, repeats: int):
     with_authors = all("authors" in result["per_video_s"] for result in results.values())
-    header = ["file", "original videos/s", "prepared videos/s", "prepared / original"]
-    header += ["authors' loader videos/s", "prepared / authors"] if with_authors else []
-    header += ["prepare s", "copy MiB"] + (["authors' dump s", "dump MiB", "dump s / prepare s", "copy / dump size"]
-                                           if with_authors else [])  # fmt: skip
+    header = ["file", "original videos/s", "prepared videos/s", "4:2:0 videos/s", "prepared / original"]
+    header += ["authors' loader videos/s", "prepared / authors", "4:2:0 / authors"] if with_authors else []
+    header += ["prepare s", "copy MiB", "4:2:0 MiB"]
+    header += ["authors' dump s", "dump MiB", "dump s / prepare s", "copy / dump size", "4:2:0 / dump size"] \
+        if with_authors else []  # fmt: skip
     rows = []
     for result in results.values():
         rate = {name: 1 / seconds for name, seconds in result["per_video_s"].items()}
-        row = [result["file"], f"{rate['original']:.1f}", f"{rate['prepared']:.1f}",
+        row = [result["file"], f"{rate['original']:.1f}", f"{rate['prepared']:.1f}", f"{rate['prepared 4:2:0']:.1f}",
                f"{rate['prepared'] / rate['original']:.1f}x"]  # fmt: skip
         if with_authors:
-            row += [f"{rate['authors']:.1f}", f"{rate['prepared'] / rate['authors']:.1f}x"]
-        row += [f"{result['prepare_s']:.2f}", f"{result['prepare_mib']:.2f}"]
+            row += [f"{rate['authors']:.1f}", f"{rate['prepared'] / rate['authors']:.1f}x",
+                    f"{rate['prepared 4:2:0'] / rate['authors']:.1f}x"]  # fmt: skip
+        row += [f"{result['prepare_s']:.2f}", f"{result['prepare_mib']:.2f}", f"{result['prepare_420_mib']:.2f}"]
         if with_authors:
             speedup, size_ratio = result["dump_s"] / result["prepare_s"], result["prepare_mib"] / result["dump_mib"]
-            row += [f"{result['dump_s']:.2f}", f"{result['dump_mib']:.2f}", f"{speedup:.2f}x", f"{size_ratio:.2f}"]
+            row += [f"{result['dump_s']:.2f}", f"{result['dump_mib']:.2f}", f"{speedup:.2f}x", f"{size_ratio:.2f}",
+                    f"{result['prepare_420_mib'] / result['dump_mib']:.2f}"]  # fmt: skip
         rows.append(row)
-    print(f"\none core, training mode, medians of {repeats} rounds")
+    print(f"\none core, training mode, medians of {repeats} rounds of {ROUND_SECONDS} s per method")
     print(markdown_table(header, rows))
     gpu_tflops = GPU_VIDEOS_PER_S * TRAINING_GFLOPS / 1000
     print(f"\nfeeding a GPU that trains {GPU_VIDEOS_PER_S} videos/s ({TRAINING_GFLOPS} GFLOPs per training video, "

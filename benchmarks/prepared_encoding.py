@@ -33,6 +33,9 @@ CANDIDATES = {
     "H.264 GOP 32 4:4:4 CRF 16": {**X264, "options": {**OPTIONS, "g": "32"}},
     "H.264 GOP 8 4:4:4 CRF 16 fastdecode": {**X264, "options": {**OPTIONS, "g": "8", "tune": "fastdecode"}},
     "H.264 all-intra 4:4:4 CRF 16 fastdecode": {**X264, "options": {**OPTIONS, "g": "1", "tune": "fastdecode"}},
+    "H.264 GOP 8 4:2:0 CRF 16 fastdecode": {
+        **X264, "pix_fmt": "yuv420p", "options": {**OPTIONS, "g": "8", "tune": "fastdecode"}
+    },
     "MJPEG 4:4:4 q 3": {"codec": "mjpeg", "pix_fmt": "yuvj444p", "options": {"qmin": "3", "qmax": "3"}},
 }
 
@@ -75,7 +78,8 @@ def main():
                       if not args.only or any(part in name for part in args.only)}  # fmt: skip
         for index, (name, encoding) in enumerate(candidates.items()):
             start = time.perf_counter()
-            copies[name] = prepare_video(source, Path(workdir) / f"{index}.mp4", settings, encoding)
+            settings_of_copy = {**settings, "pixel_format": encoding["pix_fmt"]}
+            copies[name] = prepare_video(source, Path(workdir) / f"{index}.mp4", settings_of_copy, encoding)
             prepare_s[name] = time.perf_counter() - start
             copies[name] = Path(workdir) / f"{index}.mp4"
         names = list(copies)

@@ -21,6 +21,7 @@ from media import make_video, read_frame_index, truncate
 from modeling_avcanet import AVCANetConfig
 from processing import AVCANetFeatureExtractor, AVCANetProcessor, PreparedVideoMismatchError
 from processing import video_decoding
+from processing.prepared_copies import PREPARED_PIXEL_FORMATS
 from processing.video_decoding import open_video
 from tiny import TINY
 
@@ -156,6 +157,40 @@ def test_unusual_videos_are_copied_like_the_processor_reads_them(kind, tmp_path,
             indices = [[read_frame_index(frame + mean) for frame in clip.numpy()] for clip in pixels]
             assert indices[1] == indices[0] and max(indices[0]) < 120
             assert (pixels[1] - pixels[0]).abs().mean() < PIXEL_MEAN_TOLERANCE
+
+
+def test_subsampled_copy_is_read_at_its_odd_size_with_the_same_frames(tmp_path, processor):
+    """`pixel_format="yuv420p"`: coded at even sides (4:2:0 needs them), read back at the odd size of the 4:4:4 copy,
+    the same frames and pixels up to the colour subsampling."""
+    source = make_video(tmp_path / "source.mp4", num_frames=40, width=96, height=72, tone_start_s=0.5)
+    copies = {}
+    for pixel_format in PREPARED_PIXEL_FORMATS:
+        settings = prepare.prepared_settings_for(processor, short_side=49, pixel_format=pixel_format)  # 49 x 65
+        copies[pixel_format] = tmp_path / f"{pixel_format}.mp4"
+        prepare.prepare_video(source, copies[pixel_format], settings)
+    with av.open(str(copies["yuv420p"])) as container:
+        stream = container.streams.video[0]
+        assert (stream.format.name, stream.width, stream.height) == ("yuv420p", 66, 50)
+    with open_video(str(copies["yuv444p"])) as full, open_video(str(copies["yuv420p"])) as subsampled:
+        assert (subsampled.height, subsampled.width) == (full.height, full.width) == (49, 65)
+        assert subsampled.prepared["pixel_format"] == "yuv420p"
+        indices = list(range(full.num_frames))
+        frames = subsampled.get_frames(indices).frames
+        assert (frames.float() - full.get_frames(indices).frames.float()).abs().mean() < 255 * PIXEL_MEAN_TOLERANCE
+    with video_decoding.TorchcodecVideoReader(str(copies["yuv420p"]), "copy") as coded:  # 66 x 50, torchcodec's RGB
+        assert torch.equal(frames, coded.get_frames(indices).frames[..., :49, :65])
+    mean = processor.video_processor.image_mean[0]
+    for training in (False, True):  # against the original: the frames; against the 4:4:4 copy: the pixels too
+        original, full, subsampled = (
+            processor(videos=str(path), training=training, generator=torch.Generator().manual_seed(1))
+            for path in (source, copies["yuv444p"], copies["yuv420p"])
+        )
+        pixels = [output["pixel_values_videos"][0] for output in (original, full, subsampled)]
+        indices = [[read_frame_index(frame + mean) for frame in clip.numpy()] for clip in pixels]
+        assert indices[2] == indices[1] == indices[0]
+        assert (pixels[2] - pixels[1]).abs().mean() < PIXEL_MEAN_TOLERANCE
+    with pytest.raises(ValueError, match="pixel_format must be one of yuv444p, yuv420p"):
+        prepare.prepared_settings_for(processor, pixel_format="rgb24")
 
 
 def recording(prepare_video, calls: list):
@@ -322,6 +357,7 @@ def test_command_line_shares_and_merge(source_dir, processor, tmp_path, capsys):
     processor.save_pretrained(tmp_path / "model")  # --model: the sizes come from the saved processor (48 px)
     output = tmp_path / "copy"
     command = [str(source_dir), "--output", str(output), "--model", str(tmp_path / "model"), "--num_proc", "1"]
+    command += ["--pixel_format", "yuv420p"]
     prepare.main(command + ["--shard_index", "0", "--num_shards", "2"])
     with pytest.raises(SystemExit, match="Not every share"):
         prepare.main(command + ["--merge"])
@@ -332,4 +368,5 @@ def test_command_line_shares_and_merge(source_dir, processor, tmp_path, capsys):
     assert "{'train': 3, 'validation': 3} videos, 1 left out" in capsys.readouterr().out
     record = json.loads((output / "prepared.json").read_text())
     assert record["settings"]["short_side"] == 48 and record["videos"] == {"train": 3, "validation": 3}
+    assert record["settings"]["pixel_format"] == record["encoding"]["video"]["pix_fmt"] == "yuv420p"
     assert load_from_disk(str(output))["validation"]["label"] == load_from_disk(str(source_dir))["validation"]["label"]

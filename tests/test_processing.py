@@ -331,6 +331,15 @@ def test_torchcodec_and_pyav_give_the_same_inputs(processor, media, monkeypatch)
     assert torch.allclose(fallback["input_features"].exp(), reference["input_features"].exp(), atol=0.05, rtol=0.1)
 
 
+@pytest.mark.parametrize("width", [72, 70, 66, 64])
+def test_pyav_converts_4_2_0_frames_of_any_width_like_torchcodec(width, tmp_path):
+    """FFmpeg 8.1 converts 4:2:0 to planar RGB wrongly at the end of rows 2-8 pixels longer than a multiple of 16 (72,
+    70, 66 here); the PyAV reader must give torchcodec's pixels whatever the width (colour noise shows any error)."""
+    path = str(make_video(tmp_path / "noise.mp4", num_frames=6, width=width, height=48, burn_frame_index=False))
+    with video_decoding.PyAVVideoReader(path, "a") as fallback, video_decoding.TorchcodecVideoReader(path, "b") as ref:
+        assert torch.equal(fallback.get_frames([0, 3, 5]).frames, ref.get_frames([0, 3, 5]).frames)
+
+
 def test_explicit_waveform_matches_the_files_audio(processor, media):
     """`audio=` replaces the file's track; the same signal gives the same features (up to AAC coding)."""
     waveform = tone(round(10.0 * 44100), 44100, 6.05)
