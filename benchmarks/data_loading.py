@@ -1,9 +1,9 @@
 """Training data pipeline vs model training throughput: which one bounds training on this machine.
 
-The data pipeline is exactly that of `examples/train.py`: a `datasets` split of `Video(decode=False)` cells,
-`dataset.with_transform(processing_transform(processor, training=True))` (random windows, crops and augmentation,
-decoded on the fly), a `torch.utils.data.DataLoader` with `default_data_collator` (what Trainer builds), at the
-batch size of each config. Two processors: `AVCANetProcessor.from_model_config` of the default (paper) config
+The data pipeline is exactly that of `examples/train.py`: a `datasets` split of `Video(decode=False)` cells, a
+`torch.utils.data.DataLoader` whose `collate_fn` is `train.ProcessingCollator(processor, training=True)` (random
+windows, crops and augmentation, decoded on the fly into uint8 batches) and the frames normalised where the model
+runs (`normalize_pixel_values`), at the batch size of each config. Two processors: `AVCANetProcessor.from_model_config` of the default (paper) config
 (16 x 8 frames at 112 px, 128 x 1024 log-mel) and of `CPU_DEMO_SIZES` (4 x 4 frames at 32 px, 32 x 64 log-mel).
 Two kinds of clips: generated 10 s 640x360 H.264 + AAC files (a realistic short video) and the synthetic set of the
 demo (2 s, 64x64, `dataset_scripts.synthetic`).
@@ -34,7 +34,6 @@ from common import DEFAULT_MEDIA_DIR, REPO, machine, markdown_table, media_file,
 from datasets import ClassLabel, Dataset, Features, Video
 from model import Timer, autocast, build, make_inputs
 from torch.utils.data import DataLoader
-from transformers import default_data_collator
 
 from processing import AVCANetProcessor
 
@@ -68,9 +67,8 @@ def clips(kind: str, count: int, media_dir: Path) -> list[Path]:
 def data_rate(dataset: Dataset, processor: AVCANetProcessor, batch_size: int, workers: int) -> dict:
     """Videos/s the training DataLoader delivers over one epoch (worker start-up included, as in a Trainer epoch
     without persistent workers), and the seconds to its first batch."""
-    transform = train_example.processing_transform(processor, training=True)
-    loader = DataLoader(dataset.with_transform(transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=default_data_collator, shuffle=True)  # fmt: skip
+    collator = train_example.ProcessingCollator(processor, training=True)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collator, shuffle=True)
     start = time.perf_counter()
     first, count = None, 0
     for batch in loader:
@@ -97,17 +95,24 @@ def model_rate(model, name: str, batch_size: int, steps: int, args, warmup: int 
     return batch_size / median(times)
 
 
+def on_device(batch: dict, processor: AVCANetProcessor, device: str) -> dict:
+    """A collated batch on `device`, its uint8 frames normalised there (what `train.AVCANetTrainer` does)."""
+    batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    batch["pixel_values_videos"] = processor.video_processor.normalize_pixel_values(batch["pixel_values_videos"])
+    return batch
+
+
 def end_to_end_rate(dataset: Dataset, processor, model, batch_size: int, workers: int, args) -> float:
     """Training videos/s over one epoch with the DataLoader feeding real steps (the model already warmed up)."""
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    transform = train_example.processing_transform(processor, training=True)
-    loader = DataLoader(dataset.with_transform(transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=default_data_collator, shuffle=True, pin_memory=args.device != "cpu")  # fmt: skip
+    collator = train_example.ProcessingCollator(processor, training=True)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collator, shuffle=True,
+                        pin_memory=args.device != "cpu")  # fmt: skip
     timer = Timer(args.device)
     start, count = timer.now(), 0
     for batch in loader:
-        batch = {key: value.to(args.device, non_blocking=True) for key, value in batch.items()}
+        batch = on_device(batch, processor, args.device)
         with autocast(args.device, args.bf16):
             loss = model(**batch).loss
         loss.backward()

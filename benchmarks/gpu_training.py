@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 from common import DEFAULT_MEDIA_DIR, MEDIA, machine, markdown_table, media_file
-from data_loading import dataset_of, model_rate, train_example
+from data_loading import dataset_of, model_rate, on_device, train_example
 from model import Timer, autocast, build
 from torch.utils.data import DataLoader
-from transformers import default_data_collator
 
 from dataset_scripts.prepare import prepare_video, prepared_settings_for
 from processing import AVCANetProcessor
@@ -52,14 +51,14 @@ def fed_rate(dataset, processor, model, batch_size: int, warmup: int, args) -> f
     batches."""
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    transform = train_example.processing_transform(processor, training=True)
-    loader = DataLoader(dataset.with_transform(transform), batch_size=batch_size, shuffle=True,
-                        collate_fn=default_data_collator, **loader_settings(args.device))  # fmt: skip
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                        collate_fn=train_example.ProcessingCollator(processor, training=True),
+                        **loader_settings(args.device))  # fmt: skip
     timer, start, count = Timer(args.device), None, 0
     for index, batch in enumerate(loader):
-        if index == warmup:
+        if index == warmup:  # the first `warmup` batches (a burst, see the module docstring) are left out
             start, count = timer.now(), 0
-        batch = {key: value.to(args.device, non_blocking=True) for key, value in batch.items()}
+        batch = on_device(batch, processor, args.device)
         with autocast(args.device, args.bf16):
             loss = model(**batch).loss
         loss.backward()

@@ -1,5 +1,13 @@
 """The exceptions the AV-CANet processor raises for input it cannot read or cannot use."""
 
+import re
+
+
+def ffmpeg_reason(error: Exception) -> str:
+    """The FFmpeg part of a decoder error, without torchcodec's C++ source location."""
+    message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return re.sub(r"^\w+, \S+\.cpp:\d+, ", "", message)
+
 
 class VideoDecodingError(ValueError):
     """A video (or its audio track) cannot be decoded.

@@ -92,6 +92,7 @@ class AVCANetProcessor(ProcessorMixin):
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
         return_time_spans: bool = False,
+        normalize: bool = True,
     ) -> BatchFeature:
         """
         Args:
@@ -108,10 +109,13 @@ class AVCANetProcessor(ProcessorMixin):
             return_tensors: `"pt"` (default) or `"np"`.
             return_time_spans: also return `segment_time_spans`, which the model does not take (pop it before
                 `model(**inputs)`).
+            normalize: `False` returns `pixel_values_videos` as uint8 frames, to be normalised where the model runs
+                (`video_processor.normalize_pixel_values`): a quarter of the bytes through DataLoader workers and
+                to an accelerator.
 
         Returns:
             `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
-            float32, `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
+            float32 (uint8 without `normalize`), `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
             `audio_mask` `(batch,)` int64; with `return_time_spans`, `segment_time_spans` `(batch, num_segments, 2)`
             float64: the start and end, in seconds from the video's first frame, of the frames each segment sampled.
         """
@@ -139,7 +143,7 @@ class AVCANetProcessor(ProcessorMixin):
                 time_spans.append(clip.segment_spans)
 
         data = {
-            "pixel_values_videos": self.video_processor.to_pixel_values(clips),  # (B, S * T, C, H, W)
+            "pixel_values_videos": self.video_processor.to_pixel_values(clips, normalize),  # (B, S * T, C, H, W)
             "input_features": torch.stack(input_features),  # (B, n_mels, S * F)
             "audio_mask": torch.tensor(audio_mask, dtype=torch.long),  # (B,)
         }

@@ -24,27 +24,26 @@ memory follows the number of sampled frames, not the length of the file. Every f
 import bisect
 import io
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio
 
+from .audio_decoding import TorchcodecAudioTrack, pyav_audio_window
 from .decoding_threads import decoder_threads_for_this_process
-from .errors import VideoDecodingError
+from .errors import VideoDecodingError, ffmpeg_reason
 from .frame_sampling import looped_windows, windows_within_clip
 from .prepared_copies import check_prepared_settings, parse_prepared_tag
 
 
 try:  # torchcodec needs the system FFmpeg libraries and fails to import (not only ImportError) without them
-    from torchcodec.decoders import AudioDecoder, VideoDecoder, get_container_metadata
+    from torchcodec.decoders import VideoDecoder, get_container_metadata
 
     TORCHCODEC_AVAILABLE = True
 except Exception:
-    AudioDecoder = VideoDecoder = get_container_metadata = None
+    VideoDecoder = get_container_metadata = None
     TORCHCODEC_AVAILABLE = False
 
 try:
@@ -79,13 +78,6 @@ def describe_source(source) -> str:
     if encoded.get("path"):
         return repr(encoded["path"])
     return f"<{type(source).__name__}>"
-
-
-def _ffmpeg_reason(error: Exception) -> str:
-    """The FFmpeg part of a decoder error, without torchcodec's C++ source location."""
-    message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-    message = re.sub(r"^\w+, \S+\.cpp:\d+, ", "", message)
-    return message
 
 
 def _check_source_exists(source, name: str):
@@ -177,30 +169,6 @@ class AVCANetVideoReader:
         return low
 
 
-AUDIO_MARGIN_SECONDS = 0.05  # decoded around each audio window so resampling has no edge effects inside it
-
-
-def _place(samples: torch.Tensor, offset: int, num_samples: int) -> torch.Tensor:
-    """Put `samples` at `offset` into `num_samples` zeros (either may hang over the edges)."""
-    out = torch.zeros(num_samples, dtype=torch.float32)
-    begin, end = max(offset, 0), min(offset + len(samples), num_samples)
-    if end > begin:
-        out[begin:end] = samples[begin - offset : end - offset]
-    return out
-
-
-def _window_from_native(
-    samples: torch.Tensor, native_rate: int, first_time: float, begin: float, num_samples: int, sample_rate: int
-) -> torch.Tensor:
-    """Mono `(num_samples,)` audio at `sample_rate` starting at time `begin`, from native-rate `samples` `(C, n)`
-    whose first sample plays at `first_time`. Channels are averaged and the rate converted with torchaudio, exactly
-    as for waveforms given to the feature extractor, so both paths give the same features."""
-    mono = samples.to(torch.float32).mean(dim=0)
-    if native_rate != sample_rate:
-        mono = torchaudio.functional.resample(mono, native_rate, sample_rate)
-    return _place(mono, round((first_time - begin) * sample_rate), num_samples)
-
-
 class TorchcodecVideoReader(AVCANetVideoReader):
     """torchcodec `VideoDecoder` in exact seek mode; `AudioDecoder` for the audio, created only when the container
     lists an audio track (torchcodec's own error for a missing track is misleading).
@@ -264,14 +232,14 @@ class TorchcodecVideoReader(AVCANetVideoReader):
         try:
             return get_container_metadata(source)
         except Exception as error:
-            raise VideoDecodingError(self.name, f"FFmpeg cannot open it ({_ffmpeg_reason(error)})") from error
+            raise VideoDecodingError(self.name, f"FFmpeg cannot open it ({ffmpeg_reason(error)})") from error
 
     def _open_video(self):
         self._rewind(self._source)
         try:
             return VideoDecoder(self._source, seek_mode="exact", num_ffmpeg_threads=self._threads)
         except Exception as error:
-            raise VideoDecodingError(self.name, f"FFmpeg cannot read it ({_ffmpeg_reason(error)})") from error
+            raise VideoDecodingError(self.name, f"FFmpeg cannot read it ({ffmpeg_reason(error)})") from error
 
     @staticmethod
     def _rewind(source):
@@ -298,30 +266,6 @@ class TorchcodecVideoReader(AVCANetVideoReader):
             self._rewind(self._source)
             self._audio = TorchcodecAudioTrack(self._source, self.name)
         return self._audio.window(self._begin + start, num_samples, sample_rate)
-
-
-class TorchcodecAudioTrack:
-    """Audio windows of a file from torchcodec's `AudioDecoder` (its C++ loop reads a prepared copy's FLAC windows
-    1.6x faster than a PyAV loop)."""
-
-    def __init__(self, source, name: str):
-        try:
-            self._decoder = AudioDecoder(source)
-        except Exception as error:
-            raise VideoDecodingError(name, f"its audio track cannot be read ({_ffmpeg_reason(error)})") from error
-
-    def window(self, begin: float, num_samples: int, sample_rate: int) -> torch.Tensor:
-        """`(num_samples,)` mono audio at `sample_rate` from `begin` seconds on the container's timeline."""
-        end = begin + num_samples / sample_rate
-        try:
-            samples = self._decoder.get_samples_played_in_range(
-                max(begin - AUDIO_MARGIN_SECONDS, 0.0), end + AUDIO_MARGIN_SECONDS
-            )
-        except RuntimeError:  # no audio there: the track is shorter than the video
-            return torch.zeros(num_samples)
-        return _window_from_native(
-            samples.data, samples.sample_rate, samples.pts_seconds, begin, num_samples, sample_rate
-        )
 
 
 class PyAVVideoReader(AVCANetVideoReader):
@@ -415,8 +359,10 @@ class PyAVVideoReader(AVCANetVideoReader):
     def _needs_seek(self, target: int) -> bool:
         if self._frames is None or self._last_pts is None or target <= self._last_pts:
             return True
-        # a keyframe between here and the target: seeking there beats decoding everything in between
-        return bisect.bisect_right(self._keyframes, target) > bisect.bisect_right(self._keyframes, self._last_pts)
+        following = self._pts[bisect.bisect_right(self._pts, self._last_pts)]  # the frame decoding forward gives next
+        # a keyframe after that one and not after the target: seeking there skips decoding the frames before it (a
+        # keyframe that is the next frame anyway gains nothing from a seek and a decoder flush)
+        return bisect.bisect_right(self._keyframes, target) > bisect.bisect_right(self._keyframes, following)
 
     def _decode_at(self, target: int):
         try:
@@ -477,48 +423,11 @@ class PyAVVideoReader(AVCANetVideoReader):
         if self._source is not None:
             self._audio = self._audio or TorchcodecAudioTrack(self._source, self.name)
             return self._audio.window(begin, num_samples, sample_rate)
-        stream = self._container.streams.audio[0]
-        end = begin + num_samples / sample_rate + AUDIO_MARGIN_SECONDS
-        # AAC frames right after a seek decode without their overlap: start a little earlier and let them fall away
-        seek_to = max(begin - AUDIO_MARGIN_SECONDS - 0.1, 0.0)
         self._frames = None  # seeking the audio loses the video decode position
-        chunks, first_time, native_rate = [], None, stream.rate
-        try:
-            self._container.seek(int(seek_to / float(stream.time_base)), stream=stream, backward=True)
-            for frame in self._container.decode(stream):
-                if frame.time is None:
-                    continue
-                if first_time is None:
-                    first_time = frame.time
-                if frame.time >= end:
-                    break
-                chunks.append(_audio_to_float(frame))
-                native_rate = frame.sample_rate
-        except av.error.FFmpegError:
-            pass  # a cut-off track: keep what decoded
-        if first_time is None or not chunks:
-            return torch.zeros(num_samples)
-        samples = torch.from_numpy(np.concatenate(chunks, axis=1))  # (C, n)
-        return _window_from_native(samples, native_rate, first_time, begin, num_samples, sample_rate)
+        return pyav_audio_window(self._container, begin, num_samples, sample_rate)
 
     def close(self):
         self._container.close()
-
-
-_SAMPLE_SCALE = {"u8": 1 / 128, "s16": 1 / 2**15, "s32": 1 / 2**31, "s64": 1 / 2**63, "flt": 1.0, "dbl": 1.0}
-
-
-def _audio_to_float(frame) -> np.ndarray:
-    """`(C, n)` float32 samples of a decoded audio frame, scaled as FFmpeg's resampler converts to float (a
-    resampler call per frame cost more than decoding the FLAC of a prepared copy)."""
-    samples = frame.to_ndarray()  # planar (C, n); packed (1, n * C), interleaved
-    if not frame.format.is_planar:
-        samples = samples.reshape(-1, len(frame.layout.channels)).T
-    kind = frame.format.name.rstrip("p")
-    floats = samples.astype(np.float32)
-    if kind == "u8":
-        floats -= 128
-    return floats * np.float32(_SAMPLE_SCALE[kind]) if _SAMPLE_SCALE[kind] != 1.0 else floats
 
 
 class DecodedFramesReader(AVCANetVideoReader):

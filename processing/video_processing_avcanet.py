@@ -1,10 +1,12 @@
 """Video processor of AV-CANet: segment sampling, decoding of only the sampled frames, crops and augmentation."""
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.v2.functional as tvF
+from torch.utils.data import get_worker_info
 
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import PILImageResampling, SizeDict
@@ -70,10 +72,20 @@ class AVCANetSpatialAugmentation:
 class AVCANetSampledClip:
     """One video's sampled frames, with the timing the audio windows are aligned to."""
 
-    frames: torch.Tensor  # (S * T, C, H, W) uint8, cropped and augmented; `to_pixel_values` normalises a batch of them
+    frames: torch.Tensor  # (S * T, C, H, W) uint8, cropped and augmented; `to_pixel_values` batches them
     segment_centers: torch.Tensor  # (S,) float64, seconds on the looped clip's timeline
     clip_duration: float  # seconds, the loop period
     segment_spans: torch.Tensor  # (S, 2) float64, start and end of each segment's frames, seconds in the clip
+
+
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An empty batch tensor, made in shared memory inside a DataLoader worker: torch would otherwise copy it there to
+    hand it to the main process, and fresh pages cost about 2 us each on a virtual machine (a float32 batch of 8 clips
+    at the paper's sizes has 38,000 of them)."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)  # as torch's default_collate does
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
 class AVCANetVideoProcessor(BaseVideoProcessor):
@@ -122,6 +134,7 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
         training: bool = False,
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
+        normalize: bool = True,
     ) -> BatchFeature:
         """
         Args:
@@ -130,10 +143,12 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
             generator: the random source in training; the global torch RNG when `None` (so DataLoader workers,
                 which torch seeds differently, draw differently).
             return_tensors: `"pt"` (default) or `"np"`.
+            normalize: `False` returns the uint8 frames, for `normalize_pixel_values` where the model runs (a
+                quarter of the bytes through DataLoader workers and to an accelerator).
 
         Returns:
             `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
-            float32.
+            float32 (uint8 without `normalize`).
         """
         videos = [videos] if is_single_video(videos) else list(videos)
         if not videos:
@@ -143,20 +158,28 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
             for video in videos:
                 with open_video(video, self.decoder_threads) as reader:
                     clips.append(self.sample_clip(reader, training=training, generator=generator).frames)
-        return BatchFeature(data={"pixel_values_videos": self.to_pixel_values(clips)}, tensor_type=return_tensors)
+            pixel_values = self.to_pixel_values(clips, normalize)
+        return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
 
-    def to_pixel_values(self, clips: list[torch.Tensor]) -> torch.Tensor:
-        """Sampled uint8 clips `(S * T, C, H, W)` -> float32 `(batch, S * T, C, H, W)`, rescaled and normalised.
-
-        Written into one float buffer and normalised in place: fresh float copies per clip and per batch (page faults
-        on 19 MB each) cost more than decoding a prepared copy."""
-        rescale = self.rescale_factor if self.do_rescale else 1.0
-        mean = torch.tensor(self.image_mean if self.do_normalize else 0.0, dtype=torch.float32).reshape(-1, 1, 1)
-        std = torch.tensor(self.image_std if self.do_normalize else 1.0, dtype=torch.float32).reshape(-1, 1, 1)
-        pixel_values = torch.empty((len(clips), *clips[0].shape), dtype=torch.float32)  # (B, S * T, C, H, W)
+    def to_pixel_values(self, clips: list[torch.Tensor], normalize: bool = True) -> torch.Tensor:
+        """Sampled uint8 clips `(S * T, C, H, W)` -> one batch `(batch, S * T, C, H, W)`: float32, rescaled and
+        normalised, or the uint8 frames without `normalize`. Written into one buffer (`batch_tensor`) and normalised
+        in place: fresh float copies per clip and per batch (page faults on 19 MB each) cost more than decoding a
+        prepared copy."""
+        pixel_values = batch_tensor((len(clips), *clips[0].shape), torch.float32 if normalize else torch.uint8)
         for row, clip in zip(pixel_values, clips):
             row.copy_(clip)
-        return pixel_values.mul_(rescale / std).sub_(mean / std)
+        return self.normalize_pixel_values(pixel_values) if normalize else pixel_values
+
+    def normalize_pixel_values(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames `(batch, S * T, C, H, W)` of 0-255 on any device, uint8 (or float32, normalised in place) -> float32,
+        rescaled and normalised: what the model takes. The same operations in the same order wherever they run, so
+        the values do not depend on where."""
+        rescale = self.rescale_factor if self.do_rescale else 1.0
+        mean = torch.tensor(self.image_mean if self.do_normalize else 0.0, dtype=torch.float32, device=frames.device)
+        std = torch.tensor(self.image_std if self.do_normalize else 1.0, dtype=torch.float32, device=frames.device)
+        mean, std = mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1)
+        return frames.to(torch.float32).mul_(rescale / std).sub_(mean / std)
 
     @property
     def required_short_side(self) -> int:

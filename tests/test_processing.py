@@ -511,17 +511,10 @@ def test_processor_output_feeds_the_model(media):
         assert torch.isfinite(model(**processor(videos=media["long"])).logits).all()
 
 
-@pytest.mark.parametrize("codec, sample_format", [("pcm_s16le", "s16"), ("pcm_s32le", "s32"), ("pcm_u8", "u8")])
-def test_pyav_audio_samples_convert_like_torchcodec(codec, sample_format, tmp_path, monkeypatch):
-    """PyAV's reader scales packed integer samples to float as FFmpeg's resampler (and torchcodec) does."""
+def _with_pcm_audio(tmp_path, samples: np.ndarray, codec: str, sample_format: str, rate: int = 16000):
+    """A mov file: a 24-frame video with `samples` (packed `(1, n * channels)`, stereo) as its PCM audio track."""
     path = make_video(tmp_path / "video.mp4", num_frames=24, with_audio=False)
     with_audio = tmp_path / "video.mov"
-    rate, seconds = 16000, 1.0  # the extractor's rate: no resampling, whose grid differs between the readers
-    t = np.arange(int(rate * seconds)) / rate
-    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 660 * t)])  # (2, n)
-    bits, dtype = {"s16": (16, np.int16), "s32": (32, np.int32), "u8": (8, np.uint8)}[sample_format]
-    interleaved = stereo.T.reshape(1, -1) * (2 ** (bits - 1) - 1)  # (1, n * 2): packed, left and right in turn
-    packed = np.round(interleaved + (128 if sample_format == "u8" else 0)).astype(dtype)
     with av.open(str(path)) as source, av.open(str(with_audio), "w", format="mov") as container:
         video = container.add_stream_from_template(source.streams.video[0])
         audio = container.add_stream(codec, rate=rate, layout="stereo")
@@ -530,10 +523,23 @@ def test_pyav_audio_samples_convert_like_torchcodec(codec, sample_format, tmp_pa
             if packet.size:
                 packet.stream = video
                 container.mux(packet)
-        frame = av.AudioFrame.from_ndarray(packed, format=sample_format, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(samples, format=sample_format, layout="stereo")
         frame.sample_rate, frame.pts = rate, 0
         container.mux(audio.encode(frame))
         container.mux(audio.encode())
+    return with_audio
+
+
+@pytest.mark.parametrize("codec, sample_format", [("pcm_s16le", "s16"), ("pcm_s32le", "s32"), ("pcm_u8", "u8")])
+def test_pyav_audio_samples_convert_like_torchcodec(codec, sample_format, tmp_path, monkeypatch):
+    """PyAV's reader scales packed integer samples to float as FFmpeg's resampler (and torchcodec) does."""
+    rate, seconds = 16000, 1.0  # the extractor's rate: no resampling, whose grid differs between the readers
+    t = np.arange(int(rate * seconds)) / rate
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 660 * t)])  # (2, n)
+    bits, dtype = {"s16": (16, np.int16), "s32": (32, np.int32), "u8": (8, np.uint8)}[sample_format]
+    interleaved = stereo.T.reshape(1, -1) * (2 ** (bits - 1) - 1)  # (1, n * 2): packed, left and right in turn
+    packed = np.round(interleaved + (128 if sample_format == "u8" else 0)).astype(dtype)
+    with_audio = _with_pcm_audio(tmp_path, packed, codec, sample_format, rate)
     starts = torch.tensor([0.1, 0.4])
     with video_decoding.TorchcodecVideoReader(str(with_audio), "reference") as reader:
         expected = reader.read_audio_windows(starts, 3000, 16000)
@@ -542,3 +548,57 @@ def test_pyav_audio_samples_convert_like_torchcodec(codec, sample_format, tmp_pa
         assert isinstance(reader, video_decoding.PyAVVideoReader)
         torch.testing.assert_close(reader.read_audio_windows(starts, 3000, 16000), expected, atol=1e-5, rtol=0)
     assert expected.abs().max() > 0.3
+
+
+def test_audio_at_the_extractors_rate_is_cut_at_the_nearest_sample(tmp_path, backend):
+    """A track already at the requested rate is decoded with a one-sample margin instead of the resampling margin:
+    every window, even one starting between two samples, is the track's samples from the one nearest its start."""
+    rate = 16000
+    ramp = np.arange(rate, dtype=np.int32) * 2**14  # sample k holds k / 2**17: a window shows where it starts
+    with_audio = _with_pcm_audio(tmp_path, np.repeat(ramp, 2)[None, :], "pcm_s32le", "s32", rate)
+    starts = torch.tensor([0.0, 0.1, 0.25 + 0.4 / rate, 0.5 + 0.6 / rate, 0.75 - 0.5001 / rate], dtype=torch.float64)
+    with video_decoding.open_video(str(with_audio)) as reader:
+        windows = reader.read_audio_windows(starts, 2000, rate)
+    first_samples = torch.round(starts * rate).long()
+    expected = (first_samples[:, None] + torch.arange(2000)).float() / 2**17
+    torch.testing.assert_close(windows, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("statistics", ["authors", "imagenet"])
+def test_uint8_frames_normalised_later_are_the_same_model_inputs(media, statistics):
+    """`normalize=False` hands over the uint8 frames; `normalize_pixel_values` (wherever it runs) then gives exactly the
+    float inputs of a normalising call with the same random draws."""
+    kwargs = {} if statistics == "authors" else {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+    processor = small_processor(**kwargs)
+    videos = [media["clip"], media["long"]]
+    expected = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(4))
+    frames = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(4), normalize=False)
+    assert frames["pixel_values_videos"].dtype == torch.uint8
+    assert frames["pixel_values_videos"].shape == expected["pixel_values_videos"].shape
+    normalised = processor.video_processor.normalize_pixel_values(frames["pixel_values_videos"])
+    assert torch.equal(normalised, expected["pixel_values_videos"])
+    assert torch.equal(frames["input_features"], expected["input_features"])
+    only_frames = processor.video_processor(videos, training=True, generator=torch.Generator().manual_seed(4),
+                                            normalize=False)["pixel_values_videos"]  # fmt: skip
+    assert only_frames.dtype == torch.uint8 and only_frames.shape == frames["pixel_values_videos"].shape
+
+
+def _processed_in_a_worker(batch):
+    (video,) = batch
+    frames = small_processor()(videos=video, normalize=False)["pixel_values_videos"]
+    pixel_values = small_processor()(videos=video)["pixel_values_videos"]
+    return {"frames": frames, "pixel_values": pixel_values, "made_in_shared_memory": [frames.is_shared(),
+            pixel_values.is_shared()]}  # fmt: skip
+
+
+def test_a_batch_made_in_a_dataloader_worker_is_made_in_shared_memory(media):
+    """In a worker the batch is made in shared memory, so handing it to the main process copies nothing."""
+    loader = torch.utils.data.DataLoader([str(media["clip"])], batch_size=1, num_workers=1,
+                                         collate_fn=_processed_in_a_worker)  # fmt: skip
+    (from_worker,) = list(loader)
+    assert from_worker["made_in_shared_memory"] == [True, True]
+    processor = small_processor()
+    in_this_process = processor(videos=str(media["clip"]), normalize=False)["pixel_values_videos"]
+    assert not in_this_process.is_shared()
+    assert torch.equal(from_worker["frames"], in_this_process)
+    assert torch.equal(from_worker["pixel_values"], processor(videos=str(media["clip"]))["pixel_values_videos"])

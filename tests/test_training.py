@@ -258,6 +258,50 @@ def test_video_cells_of_every_kind_reach_the_processor(tmp_path):
     assert video_source({"bytes": None, "path": clip.as_uri()}) == b"some video bytes"  # remote: read into memory
 
 
+def test_the_collator_decodes_uint8_batches_that_the_trainer_normalises_into_the_processors_inputs(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    from media import make_video
+    from tiny import tiny_config
+    from train import AVCANetTrainer, ProcessingCollator
+    from transformers import TrainingArguments
+
+    from modeling_avcanet import AVCANetForVideoClassification
+    from processing import AVCANetProcessor
+
+    model = AVCANetForVideoClassification(tiny_config())
+    processor = AVCANetProcessor.from_model_config(model.config)
+    clips = [str(make_video(tmp_path / f"{index}.mp4", num_frames=30, seed=index)) for index in range(2)]
+    rows = [{"video": {"bytes": None, "path": clip}, "label": index} for index, clip in enumerate(clips)]
+    training_collator, eval_collator = ProcessingCollator(processor, training=True), ProcessingCollator(processor, False)
+    arguments = TrainingArguments(str(tmp_path / "run"), use_cpu=True, report_to=[], remove_unused_columns=False,
+                                  per_device_eval_batch_size=2)  # fmt: skip
+    trainer = AVCANetTrainer(model=model, args=arguments, train_dataset=rows, data_collator=training_collator,
+                             eval_data_collator=eval_collator, processor=processor)  # fmt: skip
+    expected = processor(videos=clips)
+
+    loader = trainer.get_test_dataloader(rows)
+    assert loader.collate_fn is eval_collator and trainer.data_collator is training_collator
+    (batch,) = list(loader)
+    assert batch["pixel_values_videos"].dtype == torch.uint8  # a quarter of the bytes through the loader
+    prepared = trainer._prepare_inputs(batch)
+    for key in expected:
+        assert torch.equal(prepared[key], expected[key]), key
+    assert prepared["labels"].tolist() == [0, 1]
+    prepared_again = trainer._prepare_inputs(prepared)
+    assert torch.equal(prepared_again["pixel_values_videos"], expected["pixel_values_videos"])  # normalised once
+
+    training_batch = next(iter(trainer.get_train_dataloader()))
+    assert training_batch["pixel_values_videos"].dtype == torch.uint8
+    assert training_batch["pixel_values_videos"].shape == expected["pixel_values_videos"].shape
+
+    grey = trainer._prepare_inputs(ProcessingCollator(processor, False, without="video")(rows))
+    torch.testing.assert_close(grey["pixel_values_videos"], torch.zeros_like(expected["pixel_values_videos"]),
+                               atol=1e-6, rtol=0)  # the mean grey: 0 once normalised, to float rounding  # fmt: skip
+    assert torch.equal(grey["input_features"], expected["input_features"])
+    silent = ProcessingCollator(processor, False, without="audio")(rows)
+    assert silent["audio_mask"].tolist() == [0, 0] and expected["audio_mask"].tolist() == [1, 1]
+
+
 EMOTIONS = ["Excitation", "Fear", "Neutral", "Relaxation", "Sadness", "Tension"]
 
 
