@@ -2,10 +2,10 @@
 
 The data pipeline is exactly that of `examples/train.py`: a `datasets` split of `Video(decode=False)` cells, a
 `torch.utils.data.DataLoader` whose `collate_fn` is `train.ProcessingCollator(processor, training=True)` (random
-windows, crops and augmentation, decoded on the fly into uint8 batches) and the frames normalised where the model
-runs (`normalize_pixel_values`), at the batch size of each config. Two processors: `AVCANetProcessor.from_model_config` of the default (paper) config
-(16 x 8 frames at 112 px, 128 x 1024 log-mel) and of `CPU_DEMO_SIZES` (4 x 4 frames at 32 px, 32 x 64 log-mel).
-Two kinds of clips: generated 10 s 640x360 H.264 + AAC files (a realistic short video) and the synthetic set of the
+windows, crops and augmentation, decoded on the fly into uint8 frames and audio windows) and the batches finished
+where the model runs (`processor.finish`: frames normalised, log-mel computed), at the batch size of each config. Two
+processors: `AVCANetProcessor.from_model_config` of the default (paper) config (16 x 8 frames at 112 px, 128 x 1024
+log-mel) and of `CPU_DEMO_SIZES` (4 x 4 frames at 32 px, 32 x 64 log-mel). Two kinds of clips: generated 10 s 640x360 H.264 + AAC files (a realistic short video) and the synthetic set of the
 demo (2 s, 64x64, `dataset_scripts.synthetic`).
 
 Measured in this one run:
@@ -96,10 +96,8 @@ def model_rate(model, name: str, batch_size: int, steps: int, args, warmup: int 
 
 
 def on_device(batch: dict, processor: AVCANetProcessor, device: str) -> dict:
-    """A collated batch on `device`, its uint8 frames normalised there (what `train.AVCANetTrainer` does)."""
-    batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-    batch["pixel_values_videos"] = processor.video_processor.normalize_pixel_values(batch["pixel_values_videos"])
-    return batch
+    """A collated batch on `device`, finished there (what `train.AVCANetTrainer` does)."""
+    return processor.finish({key: value.to(device, non_blocking=True) for key, value in batch.items()})
 
 
 def end_to_end_rate(dataset: Dataset, processor, model, batch_size: int, workers: int, args) -> float:

@@ -22,7 +22,7 @@ RELEASE_MFCC_MEL_BINS = 128  # librosa's default under the release's `librosa.fe
 
 
 @lru_cache(maxsize=8)
-def _mel_spectrogram(sampling_rate: int, n_fft: int, hop_length: int, num_mel_bins: int):
+def _mel_spectrogram(sampling_rate: int, n_fft: int, hop_length: int, num_mel_bins: int, device: torch.device):
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=sampling_rate,
         n_fft=n_fft,
@@ -33,7 +33,7 @@ def _mel_spectrogram(sampling_rate: int, n_fft: int, hop_length: int, num_mel_bi
         power=2.0,
         mel_scale="slaney",  # librosa's default, as in the release; HTK spacing leaves low mel bins empty at n_fft 400
         norm="slaney",
-    )
+    ).to(device)
 
 
 @lru_cache(maxsize=8)
@@ -164,11 +164,11 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
         return self.window_samples / self.sampling_rate
 
     def features_from_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """`(num_mel_bins, S * audio_frames_per_segment)` log-mel features of `(S, window_samples)` audio windows at
-        `sampling_rate`, segment after segment along time."""
-        mel = _mel_spectrogram(self.sampling_rate, self.n_fft, self.hop_length, self.feature_size)(windows.float())
-        log_mel = torch.log(mel + LOG_OFFSET)  # (S, n_mels, F)
-        return log_mel.permute(1, 0, 2).reshape(self.feature_size, -1)  # (n_mels, S * F)
+        """`(..., num_mel_bins, S * audio_frames_per_segment)` log-mel features of `(..., S, window_samples)` audio
+        windows at `sampling_rate` (one clip's or a batch's, on any device), segment after segment along time."""
+        transform = _mel_spectrogram(self.sampling_rate, self.n_fft, self.hop_length, self.feature_size, windows.device)
+        log_mel = torch.log(transform(windows.float()) + LOG_OFFSET)  # (..., S, n_mels, F)
+        return log_mel.transpose(-3, -2).flatten(-2)  # (..., n_mels, S * F)
 
     def silence(self) -> torch.Tensor:
         """The features of a clip without audio: those of digital silence."""
@@ -189,6 +189,20 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
         clip = torch.nn.functional.pad(waveform[:period], (0, max(period - len(waveform), 0)))
         starts = audio_window_starts(segment_centers, self.window_duration, clip_duration)
         return looped_windows(clip, torch.round(starts * self.sampling_rate), self.window_samples)
+
+    def mono_at_sampling_rate(self, audio, sampling_rate: int | None) -> torch.Tensor:
+        """A `(n,)` float32 mono waveform at `self.sampling_rate` from one clip's audio (any kind `__call__` takes
+        but `None`) whose arrays and tensors are at `sampling_rate`."""
+        waveform, rate = to_mono_waveform(audio, sampling_rate)
+        if rate is None:
+            logger.warning_once(
+                f"No sampling_rate given for the audio: assuming {self.sampling_rate} Hz. Pass `sampling_rate` to "
+                "avoid silently wrong features."
+            )
+            rate = self.sampling_rate
+        if rate != self.sampling_rate:
+            waveform = torchaudio.functional.resample(waveform, rate, self.sampling_rate)
+        return waveform
 
     def __call__(
         self,
@@ -220,15 +234,7 @@ class AVCANetFeatureExtractor(SequenceFeatureExtractor):
                 features.append(self.silence())
                 mask.append(0)
                 continue
-            waveform, rate = to_mono_waveform(audio, sampling_rate)
-            if rate is None:
-                logger.warning_once(
-                    f"No sampling_rate given for the audio: assuming {self.sampling_rate} Hz. Pass `sampling_rate` to "
-                    "avoid silently wrong features."
-                )
-                rate = self.sampling_rate
-            if rate != self.sampling_rate:
-                waveform = torchaudio.functional.resample(waveform, rate, self.sampling_rate)
+            waveform = self.mono_at_sampling_rate(audio, sampling_rate)
             mask.append(1)
             if self.audio_features == "mfcc":  # the release's layout ignores where the visual segments are
                 features.append(self.release_mfcc(waveform))

@@ -12,7 +12,13 @@ from .frame_sampling import audio_window_starts
 # there, as the config's `custom_pipelines` says)
 from .pipeline_avcanet import AVCANetVideoClassificationPipeline  # noqa: F401
 from .video_decoding import is_single_video, open_video
-from .video_processing_avcanet import AVCANetVideoProcessor
+from .video_processing_avcanet import (
+    AUGMENTATIONS,
+    AVCANetVideoProcessor,
+    apply_spatial_operation,
+    batch_tensor,
+    operation_amount,
+)
 
 
 class AVCANetProcessor(ProcessorMixin):
@@ -92,7 +98,7 @@ class AVCANetProcessor(ProcessorMixin):
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
         return_time_spans: bool = False,
-        normalize: bool = True,
+        finish: bool = True,
     ) -> BatchFeature:
         """
         Args:
@@ -109,15 +115,19 @@ class AVCANetProcessor(ProcessorMixin):
             return_tensors: `"pt"` (default) or `"np"`.
             return_time_spans: also return `segment_time_spans`, which the model does not take (pop it before
                 `model(**inputs)`).
-            normalize: `False` returns `pixel_values_videos` as uint8 frames, to be normalised where the model runs
-                (`video_processor.normalize_pixel_values`): a quarter of the bytes through DataLoader workers and
-                to an accelerator.
+            finish: `False` leaves the steps after the decoding and the crops to `finish`, where the model runs
+                (DataLoader workers then hand over a quarter of the bytes, and the GPU does a fifth of their work):
+                the training augmentation, the normalisation and the log-mel.
 
         Returns:
             `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
-            float32 (uint8 without `normalize`), `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
+            float32, `input_features` `(batch, num_mel_bins, num_segments * audio_frames_per_segment)` float32 and
             `audio_mask` `(batch,)` int64; with `return_time_spans`, `segment_time_spans` `(batch, num_segments, 2)`
             float64: the start and end, in seconds from the video's first frame, of the frames each segment sampled.
+            Without `finish`: uint8 `pixel_values_videos`, not yet augmented; for log-mel features, `audio_windows`
+            `(batch, num_segments, window_samples)` float32 instead of `input_features`; in training, each video's
+            drawn operation, `augmentation_operations` `(batch,)` int64 (0 none, else 1 + its index in
+            `AUGMENTATIONS`), and `augmentation_draws` `(batch,)` float32, the U(0, 1) draw behind its amount.
         """
         if videos is None:
             raise ValueError("AVCANetProcessor needs `videos`.")
@@ -130,61 +140,94 @@ class AVCANetProcessor(ProcessorMixin):
             if len(audio) != len(videos):
                 raise ValueError(f"Got {len(audio)} audio clips for {len(videos)} videos.")
 
-        clips, input_features, audio_mask, time_spans = [], [], [], []
+        clips, operations, audio_parts, audio_mask, time_spans = [], [], [], [], []
         with single_torch_thread():
             for index, video in enumerate(videos):
                 given = audio[index] if audio is not None else None
-                clip, features, has_audio = self._process_one(
+                clip, audio_part, has_audio = self._process_one(
                     video, given, audio is not None, sampling_rate, training, generator
                 )
-                clips.append(clip.frames)
-                input_features.append(features)
+                clips.append(clip.augmented() if finish else clip.frames)
+                operations.append(clip.augmentation)
+                audio_parts.append(audio_part)
                 audio_mask.append(has_audio)
                 time_spans.append(clip.segment_spans)
-
-        data = {
-            "pixel_values_videos": self.video_processor.to_pixel_values(clips, normalize),  # (B, S * T, C, H, W)
-            "input_features": torch.stack(input_features),  # (B, n_mels, S * F)
-            "audio_mask": torch.tensor(audio_mask, dtype=torch.long),  # (B,)
-        }
+            data = {"pixel_values_videos": self.video_processor.to_pixel_values(clips, normalize=finish)}
+            audio_batch = batch_tensor((len(audio_parts), *audio_parts[0].shape), torch.float32)  # as the frames'
+            torch.stack(audio_parts, out=audio_batch)
+            if self.feature_extractor.audio_features == "mfcc":
+                data["input_features"] = audio_batch  # (B, n_mfcc, S * F)
+            elif finish:
+                data["input_features"] = self.feature_extractor.features_from_windows(audio_batch)  # (B, n_mels, S * F)
+            else:
+                data["audio_windows"] = audio_batch  # (B, S, window_samples)
+        if not finish and training:
+            data["augmentation_operations"] = torch.tensor([operation.operation_code for operation in operations])
+            data["augmentation_draws"] = torch.tensor([operation.uniform for operation in operations])
+        data["audio_mask"] = torch.tensor(audio_mask, dtype=torch.long)  # (B,)
         if return_time_spans:
             data["segment_time_spans"] = torch.stack(time_spans)  # (B, S, 2)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
+    def finish(self, inputs: dict) -> dict:
+        """The model's inputs from `processor(..., finish=False)`'s, on their device: the training augmentation
+        applied to the uint8 frames, which are then normalised (`video_processor.normalize_pixel_values`), and the
+        log-mel features of the audio windows. These are the processor's own operations in the same order, so on the
+        CPU they give exactly its values (on an accelerator the rotation and the FFT round differently). Finished
+        inputs are returned as they are; `inputs` is not changed."""
+        inputs = dict(inputs)
+        frames = inputs["pixel_values_videos"]
+        if "augmentation_operations" in inputs:
+            codes, draws = inputs.pop("augmentation_operations").tolist(), inputs.pop("augmentation_draws").tolist()
+            frames = frames.clone() if any(codes) else frames  # the caller's batch stays as it was
+            for row, (code, uniform) in enumerate(zip(codes, draws)):
+                if code:
+                    operation = AUGMENTATIONS[code - 1]
+                    frames[row] = apply_spatial_operation(frames[row], operation, operation_amount(operation, uniform))
+        if frames.dtype == torch.uint8:
+            inputs["pixel_values_videos"] = self.video_processor.normalize_pixel_values(frames)
+        if "audio_windows" in inputs:
+            inputs["input_features"] = self.feature_extractor.features_from_windows(inputs.pop("audio_windows"))
+        return inputs
+
     def _process_one(self, video, audio, audio_given: bool, sampling_rate, training, generator):
-        """Frames and audio features of one video, opening it once. With `audio_given`, `audio` (possibly `None`:
-        no audio) replaces the file's track."""
+        """Frames and audio of one video, opening it once: the audio as log-mel windows `(S, window_samples)`, or
+        as the release's MFCC features. With `audio_given`, `audio` (possibly `None`: no audio) replaces the file's
+        track; silence stands for no audio."""
         waveform, rate = to_mono_waveform(audio, sampling_rate) if audio is not None else (None, None)
         span = len(waveform) / (rate or self.feature_extractor.sampling_rate) if waveform is not None else None
         with open_video(video, self.video_processor.decoder_threads, clip_duration=span) as reader:
             clip = self.video_processor.sample_clip(reader, training=training, generator=generator)
             if audio_given:
-                features, has_audio = self._features_from_waveform(waveform, rate, clip)
+                audio_part, has_audio = self._audio_from_waveform(waveform, rate, clip)
             else:
-                features, has_audio = self._features_from_reader(reader, clip)
-        return clip, features, has_audio
+                audio_part, has_audio = self._audio_from_reader(reader, clip)
+        return clip, audio_part, has_audio
 
-    def _features_from_waveform(self, waveform, rate, clip) -> tuple[torch.Tensor, int]:
+    def _audio_from_waveform(self, waveform, rate, clip) -> tuple[torch.Tensor, int]:
+        extractor = self.feature_extractor
         if waveform is None:
-            return self.feature_extractor.silence(), 0
-        features = self.feature_extractor(
-            waveform,
-            sampling_rate=rate,
-            segment_centers=[clip.segment_centers],
-            clip_durations=[clip.clip_duration],
-        )
-        return features["input_features"][0], 1
+            return self._silence(), 0
+        waveform = extractor.mono_at_sampling_rate(waveform, rate)
+        if extractor.audio_features == "mfcc":
+            return extractor.release_mfcc(waveform), 1
+        return extractor.windows_from_waveform(waveform, clip.segment_centers, clip.clip_duration), 1
 
-    def _features_from_reader(self, reader, clip) -> tuple[torch.Tensor, int]:
+    def _audio_from_reader(self, reader, clip) -> tuple[torch.Tensor, int]:
         if not reader.has_audio:
-            return self.feature_extractor.silence(), 0
+            return self._silence(), 0
         extractor = self.feature_extractor
         if extractor.audio_features == "mfcc":  # the release's layout: the whole track, not time-aligned
             num_samples = max(round(reader.clip_duration * extractor.sampling_rate), extractor.n_fft)
             return extractor.release_mfcc(reader.get_audio(0.0, num_samples, extractor.sampling_rate)), 1
         starts = audio_window_starts(clip.segment_centers, extractor.window_duration, clip.clip_duration)
-        windows = reader.read_audio_windows(starts, extractor.window_samples, extractor.sampling_rate)
-        return extractor.features_from_windows(windows), 1
+        return reader.read_audio_windows(starts, extractor.window_samples, extractor.sampling_rate), 1
+
+    def _silence(self) -> torch.Tensor:
+        extractor = self.feature_extractor
+        if extractor.audio_features == "mfcc":
+            return extractor.silence()
+        return torch.zeros(extractor.num_segments, extractor.window_samples)
 
 
 __all__ = ["AVCANetProcessor"]

@@ -404,8 +404,10 @@ class PyAVVideoReader(AVCANetVideoReader):
         """Convert `frame` to RGB into `out` with one reused converter, the same pixels as torchcodec's: 4:4:4 frames
         to planar RGB (`gbrp`, planes G, B, R) into `out` `(3, H, W)`, 2x faster than packed RGB and no
         packed-to-planar copy; other frames to packed RGB into `out` `(H, W, 3)` (FFmpeg 8.1's 4:2:0 -> planar RGB
-        spoils the last columns of rows whose width is 2-8 past a multiple of 16; packed RGB costs the same)."""
-        rgb = self._reformatter.reformat(frame, format="gbrp" if self._planar else "rgb24")
+        spoils the last columns of rows whose width is 2-8 past a multiple of 16; packed RGB costs the same). One
+        thread: swscale's default, a slice thread per core, spends 1.5-7x the CPU time on frames this small and
+        crowds the other DataLoader workers out (same pixels)."""
+        rgb = self._reformatter.reformat(frame, format="gbrp" if self._planar else "rgb24", threads=1)
         height, width = self._stored_height, self._stored_width
         if not self._planar:
             packed = rgb.planes[0]

@@ -52,30 +52,63 @@ class AVCANetSpatialAugmentation:
 
     crop_position: str  # one of CROP_POSITIONS
     operation: str | None  # one of AUGMENTATIONS, or None
-    amount: float  # degrees for "rotate", factor for "brightness"
+    uniform: float = 0.0  # the U(0, 1) draw behind the operation's amount (a float32, which a batch holds exactly)
 
     @classmethod
     def draw(cls, generator: torch.Generator | None = None) -> "AVCANetSpatialAugmentation":
         crop_position = CROP_POSITIONS[int(torch.randint(len(CROP_POSITIONS), (), generator=generator))]
-        operation, amount = None, 0.0
+        operation, uniform = None, 0.0
         if float(torch.rand((), generator=generator)) < AUGMENT_PROBABILITY:
             operation = AUGMENTATIONS[int(torch.randint(len(AUGMENTATIONS), (), generator=generator))]
             uniform = float(torch.rand((), generator=generator))
-            if operation == "rotate":
-                amount = MAX_ROTATION_DEGREES * (2 * uniform - 1)
-            elif operation == "brightness":
-                amount = BRIGHTNESS_RANGE[0] + (BRIGHTNESS_RANGE[1] - BRIGHTNESS_RANGE[0]) * uniform
-        return cls(crop_position, operation, amount)
+        return cls(crop_position, operation, uniform)
+
+    @property
+    def amount(self) -> float:
+        return operation_amount(self.operation, self.uniform)
+
+    @property
+    def operation_code(self) -> int:
+        """0 without an operation, else 1 + its index in `AUGMENTATIONS` (what a batch hands over)."""
+        return 0 if self.operation is None else 1 + AUGMENTATIONS.index(self.operation)
+
+
+def operation_amount(operation: str | None, uniform: float) -> float:
+    """Degrees for "rotate" (U(-20, 20)), the factor for "brightness" (U(0.5, 1)), from a U(0, 1) draw."""
+    if operation == "rotate":
+        return MAX_ROTATION_DEGREES * (2 * uniform - 1)
+    if operation == "brightness":
+        return BRIGHTNESS_RANGE[0] + (BRIGHTNESS_RANGE[1] - BRIGHTNESS_RANGE[0]) * uniform
+    return 0.0
+
+
+def apply_spatial_operation(frames: torch.Tensor, operation: str | None, amount: float) -> torch.Tensor:
+    """One video's augmentation operation (`AVCANetSpatialAugmentation`) on its uint8 frames `(..., C, H, W)`, on
+    any device."""
+    if operation == "hflip":
+        return tvF.horizontal_flip(frames)
+    if operation == "rotate":
+        return tvF.rotate(frames, amount, interpolation=tvF.InterpolationMode.BILINEAR)
+    if operation == "brightness":
+        return tvF.adjust_brightness(frames, amount)
+    return frames
 
 
 @dataclass
 class AVCANetSampledClip:
     """One video's sampled frames, with the timing the audio windows are aligned to."""
 
-    frames: torch.Tensor  # (S * T, C, H, W) uint8, cropped and augmented; `to_pixel_values` batches them
+    frames: torch.Tensor  # (S * T, C, H, W) uint8, cropped; `augmented()` applies the operation
     segment_centers: torch.Tensor  # (S,) float64, seconds on the looped clip's timeline
     clip_duration: float  # seconds, the loop period
     segment_spans: torch.Tensor  # (S, 2) float64, start and end of each segment's frames, seconds in the clip
+    augmentation: AVCANetSpatialAugmentation | None = None  # training's random choices (the crop already made)
+
+    def augmented(self) -> torch.Tensor:
+        """The frames with the augmentation operation applied."""
+        if self.augmentation is None:
+            return self.frames
+        return apply_spatial_operation(self.frames, self.augmentation.operation, self.augmentation.amount)
 
 
 def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -157,7 +190,7 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
         with single_torch_thread():
             for video in videos:
                 with open_video(video, self.decoder_threads) as reader:
-                    clips.append(self.sample_clip(reader, training=training, generator=generator).frames)
+                    clips.append(self.sample_clip(reader, training=training, generator=generator).augmented())
             pixel_values = self.to_pixel_values(clips, normalize)
         return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
 
@@ -192,7 +225,7 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
     def sample_clip(
         self, reader: AVCANetVideoReader, training: bool = False, generator: torch.Generator | None = None
     ) -> AVCANetSampledClip:
-        """Sample, decode and transform one opened video.
+        """Sample, decode and crop one opened video (the augmentation is drawn, not applied: `augmented()`).
 
         A file whose tail does not decode (cut off during a download, with its index at the front) is sampled again
         over the frames that do decode, with a warning. A prepared copy made for smaller frames than these settings
@@ -222,7 +255,7 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
         segments, timestamps, durations = [], [], []
         for window in positions:
             decoded = reader.get_frames((window % reader.num_frames).tolist())
-            segments.append(self._transform(decoded.frames, augmentation))  # (T, C, H', W') uint8
+            segments.append(self._crop(decoded.frames, augmentation))  # (T, C, H', W') uint8
             timestamps.append(decoded.timestamps)
             durations.append(decoded.durations)
         frames = torch.cat(segments)  # (S * T, C, H', W') uint8
@@ -232,10 +265,11 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
             segment_window_centers(*timing),
             reader.clip_duration,
             segment_time_spans(*timing),
+            augmentation,
         )
 
-    def _transform(self, frames: torch.Tensor, augmentation: AVCANetSpatialAugmentation | None) -> torch.Tensor:
-        """Crop, resize (and in training augment) uint8 frames `(T, C, H, W)`."""
+    def _crop(self, frames: torch.Tensor, augmentation: AVCANetSpatialAugmentation | None) -> torch.Tensor:
+        """Resize and crop uint8 frames `(T, C, H, W)`: at the centre, or in training at the drawn position."""
         if augmentation is None:
             if self.do_resize:
                 frames = self.resize(frames, size=self.size, resample=self.resample)
@@ -253,16 +287,9 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
             "bottom_right": (height - side, width - side),
         }[augmentation.crop_position]
         frames = frames[..., top : top + side, left : left + side]
-        frames = self.resize(
+        return self.resize(
             frames, size=SizeDict(height=self.crop_size.height, width=self.crop_size.width), resample=self.resample
         )
-        if augmentation.operation == "hflip":
-            frames = tvF.horizontal_flip(frames)
-        elif augmentation.operation == "rotate":
-            frames = tvF.rotate(frames, augmentation.amount, interpolation=tvF.InterpolationMode.BILINEAR)
-        elif augmentation.operation == "brightness":
-            frames = tvF.adjust_brightness(frames, augmentation.amount)
-        return frames
 
 
 __all__ = ["AVCANetVideoProcessor"]

@@ -6,10 +6,14 @@ pixels) and audio windows, pixels equal up to the resampling and the re-encode."
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
+from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 import torch
 from datasets import load_from_disk
@@ -24,6 +28,8 @@ from processing import video_decoding
 from processing.prepared_copies import PREPARED_PIXEL_FORMATS
 from processing.video_decoding import open_video
 from tiny import TINY
+
+REPO = Path(__file__).resolve().parent.parent
 
 LABELS = {"Happy": "positive", "Calm": "neutral", "Sad": "negative"}
 # image_size 48 (not the shared 32): the 12 bands of the burned frame index stay 4 px tall after the crops
@@ -318,6 +324,32 @@ def test_prepared_copies_are_read_by_pyav_as_torchcodec_reads_them(prepared_dir,
             if reference.has_audio:
                 windows = fast.read_audio_windows(starts, 4000, 16000)
                 torch.testing.assert_close(windows, reference.read_audio_windows(starts, 4000, 16000), atol=0, rtol=0)
+
+
+def test_a_copy_is_read_on_the_decoder_threads_asked_for(prepared_dir, tmp_path):
+    """With one decoder thread (what a DataLoader worker gets) reading a copy starts no thread: swscale's default of
+    a slice thread per core spent 1.5-7x the CPU on a copy's small frames, in every worker at once."""
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        pytest.skip("swscale starts no slice threads on one core")
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(all_copies(prepared_dir)[0])
+    script = textwrap.dedent(
+        f"""
+        import os
+        from processing.video_decoding import open_video
+
+        threads = len(os.listdir("/proc/self/task"))
+        with open_video({str(copy)!r}, decoder_threads=1) as reader:
+            reader.get_frames(list(range(8)))
+            print(threads, len(os.listdir("/proc/self/task")))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = map(int, result.stdout.split())
+    assert after == before
 
 
 def test_prepared_copy_audio_without_torchcodec(prepared_dir, monkeypatch):

@@ -565,30 +565,57 @@ def test_audio_at_the_extractors_rate_is_cut_at_the_nearest_sample(tmp_path, bac
 
 
 @pytest.mark.parametrize("statistics", ["authors", "imagenet"])
-def test_uint8_frames_normalised_later_are_the_same_model_inputs(media, statistics):
-    """`normalize=False` hands over the uint8 frames; `normalize_pixel_values` (wherever it runs) then gives exactly the
-    float inputs of a normalising call with the same random draws."""
+def test_unfinished_inputs_finished_later_are_the_same_model_inputs(media, statistics):
+    """`finish=False` hands over the cropped uint8 frames, the augmentation drawn for each video and the audio
+    windows; `processor.finish` (wherever it runs) then gives exactly the inputs of a finishing call with the same
+    random draws, for every augmentation operation, and leaves finished inputs alone."""
     kwargs = {} if statistics == "authors" else {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
     processor = small_processor(**kwargs)
-    videos = [media["clip"], media["long"]]
-    expected = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(4))
-    frames = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(4), normalize=False)
-    assert frames["pixel_values_videos"].dtype == torch.uint8
-    assert frames["pixel_values_videos"].shape == expected["pixel_values_videos"].shape
-    normalised = processor.video_processor.normalize_pixel_values(frames["pixel_values_videos"])
-    assert torch.equal(normalised, expected["pixel_values_videos"])
-    assert torch.equal(frames["input_features"], expected["input_features"])
+    extractor = processor.feature_extractor
+    videos = [media["clip"], media["no_audio"], media["long"]]
+    operations_seen = set()
+    for seed in range(12):
+        expected = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(seed))
+        unfinished = processor(videos=videos, training=True, generator=torch.Generator().manual_seed(seed),
+                               finish=False)  # fmt: skip
+        assert unfinished["pixel_values_videos"].dtype == torch.uint8
+        assert unfinished["pixel_values_videos"].shape == expected["pixel_values_videos"].shape
+        assert "input_features" not in unfinished
+        assert unfinished["audio_windows"].shape == (3, extractor.num_segments, extractor.window_samples)
+        assert not unfinished["audio_windows"][1].any()  # no audio track: silent windows (and audio_mask 0)
+        operations_seen.update(unfinished["augmentation_operations"].tolist())
+        finished = processor.finish(unfinished)
+        assert set(finished) == set(expected)
+        for key in expected:
+            assert torch.equal(finished[key], expected[key]), (seed, key)
+        again = processor.finish(finished)
+        assert all(again[key] is finished[key] for key in finished)  # finished once, however often it is called
+    assert operations_seen == {0, 1, 2, 3}  # none, hflip, rotate and brightness were all handed over
+    evaluation = processor(videos=videos, finish=False)
+    assert "augmentation_operations" not in evaluation
+    assert torch.equal(processor.finish(evaluation)["pixel_values_videos"], processor(videos=videos)["pixel_values_videos"])
     only_frames = processor.video_processor(videos, training=True, generator=torch.Generator().manual_seed(4),
                                             normalize=False)["pixel_values_videos"]  # fmt: skip
-    assert only_frames.dtype == torch.uint8 and only_frames.shape == frames["pixel_values_videos"].shape
+    assert only_frames.dtype == torch.uint8 and only_frames.shape == unfinished["pixel_values_videos"].shape
+
+
+def test_release_features_are_finished_in_the_processor(media):
+    """The release's MFCC layout comes from the whole track, not from windows: it is handed over as features."""
+    release_features = AVCANetFeatureExtractor.release_compatible(num_segments=4)
+    processor = AVCANetProcessor(small_processor().video_processor, release_features)
+    expected = processor(videos=media["clip"])
+    unfinished = processor(videos=media["clip"], finish=False)
+    assert "audio_windows" not in unfinished and torch.equal(unfinished["input_features"], expected["input_features"])
+    assert torch.equal(processor.finish(unfinished)["pixel_values_videos"], expected["pixel_values_videos"])
 
 
 def _processed_in_a_worker(batch):
     (video,) = batch
-    frames = small_processor()(videos=video, normalize=False)["pixel_values_videos"]
+    unfinished = small_processor()(videos=video, finish=False)
     pixel_values = small_processor()(videos=video)["pixel_values_videos"]
-    return {"frames": frames, "pixel_values": pixel_values, "made_in_shared_memory": [frames.is_shared(),
-            pixel_values.is_shared()]}  # fmt: skip
+    return {"frames": unfinished["pixel_values_videos"], "windows": unfinished["audio_windows"],
+            "pixel_values": pixel_values, "made_in_shared_memory": [unfinished["pixel_values_videos"].is_shared(),
+            unfinished["audio_windows"].is_shared(), pixel_values.is_shared()]}  # fmt: skip
 
 
 def test_a_batch_made_in_a_dataloader_worker_is_made_in_shared_memory(media):
@@ -596,9 +623,10 @@ def test_a_batch_made_in_a_dataloader_worker_is_made_in_shared_memory(media):
     loader = torch.utils.data.DataLoader([str(media["clip"])], batch_size=1, num_workers=1,
                                          collate_fn=_processed_in_a_worker)  # fmt: skip
     (from_worker,) = list(loader)
-    assert from_worker["made_in_shared_memory"] == [True, True]
+    assert from_worker["made_in_shared_memory"] == [True, True, True]
     processor = small_processor()
-    in_this_process = processor(videos=str(media["clip"]), normalize=False)["pixel_values_videos"]
-    assert not in_this_process.is_shared()
-    assert torch.equal(from_worker["frames"], in_this_process)
+    in_this_process = processor(videos=str(media["clip"]), finish=False)
+    assert not in_this_process["pixel_values_videos"].is_shared() and not in_this_process["audio_windows"].is_shared()
+    assert torch.equal(from_worker["frames"], in_this_process["pixel_values_videos"])
+    assert torch.equal(from_worker["windows"], in_this_process["audio_windows"])
     assert torch.equal(from_worker["pixel_values"], processor(videos=str(media["clip"]))["pixel_values_videos"])
