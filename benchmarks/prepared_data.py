@@ -13,7 +13,9 @@ one FFmpeg decoder thread. For each generated H.264 + AAC file (30 fps, GOP 250,
   (`preprocessing.authors_load`: PIL opening the 128 sampled JPEGs, resize + crop, librosa MFCC; the release's
   training loader reads the same 128 JPEGs and the same MFCC, only at random positions);
 - the cores it takes to feed a GPU training at 500 videos/s, from the measured per-core rates and the model's
-  FLOPs (186 GFLOPs forward per video, about 560 per training step).
+  FLOPs (186 GFLOPs forward per video, about 560 per training step), with the whole training mode on the CPU
+  (`train.py` leaves the augmentation, the normalisation and the log-mel to the GPU: what its loader's cores deliver
+  is measured by `prepared_loading.py`).
 
     python benchmarks/prepared_data.py            # 10 s 640x360, 30 s 720x1280, 10 min 1280x720 (~10 min)
     python benchmarks/prepared_data.py --quick    # 10 s 640x360 and 5 s 720x1280, 3 rounds (< 1 min)
@@ -183,7 +185,8 @@ def print_summary(results: dict, repeats: int):
     print(markdown_table(header, rows))
     gpu_tflops = GPU_VIDEOS_PER_S * TRAINING_GFLOPS / 1000
     print(f"\nfeeding a GPU that trains {GPU_VIDEOS_PER_S} videos/s ({TRAINING_GFLOPS} GFLOPs per training video, "
-          f"{FORWARD_GFLOPS} forward: {gpu_tflops:.0f} TFLOP/s of GPU work):")  # fmt: skip
+          f"{FORWARD_GFLOPS} forward: {gpu_tflops:.0f} TFLOP/s of GPU work) with the whole training mode on the CPU "
+          "(train.py's loader leaves a fifth of it to the GPU: prepared_loading.py):")  # fmt: skip
     for result in results.values():
         rates = {name: 1 / seconds for name, seconds in result["per_video_s"].items()}
         cores = ", ".join(f"{name} {math.ceil(GPU_VIDEOS_PER_S / rate)} cores ({rate * TRAINING_GFLOPS / 1000:.1f} "
