@@ -15,9 +15,9 @@ a prepared data set (the copies' bytes in the `video` column of a saved `dataset
   worker, split into examples, stacked again and copied into shared memory), on all cores.
 
 Videos/s are counted from the arrival of each worker's first batch; with them, the CPU time of the workers and the
-main process (`/proc/<pid>/stat`) per video, which the machine's noise moves less. The main process only receives
-the batches (no model, no `finish`), as on a GPU host where the model and `finish` run on the GPU. Run it alone: the
-workers use every core.
+main process (`/proc/<pid>/stat`) per video, which the machine's noise moves less. The main process copies each batch
+once into reused buffers, as the pin-memory thread of a GPU host copies it into pinned memory, and does nothing
+else (no model, no `finish`: on a GPU host they run on the GPU). Run it alone: the workers use every core.
 
     python benchmarks/prepared_loading.py            # ~8 min on 2 cores
     python benchmarks/prepared_loading.py --quick    # the 10 s clip, 4:2:0, 1 round (< 1 min)
@@ -104,9 +104,13 @@ def loader_rate(make_loader, dataset, processor, batch_size: int, cores: set[int
     for _ in range(workers):  # each worker's first batch is in: the clock starts now
         next(batches)
     pids = [worker.pid for worker in batches._workers] + [os.getpid()]
-    cpu_before, start, count = sum(map(cpu_seconds, pids)), time.perf_counter(), 0
+    cpu_before, start, count, pinned = sum(map(cpu_seconds, pids)), time.perf_counter(), 0, {}
     for batch in batches:
         count += batch["labels"].shape[0]
+        for key, value in batch.items():  # what the pin-memory thread does (a CPU-only torch cannot pin)
+            if key not in pinned or pinned[key].shape != value.shape:
+                pinned[key] = torch.empty_like(value)
+            pinned[key].copy_(value)
     seconds, cpu = time.perf_counter() - start, sum(map(cpu_seconds, pids)) - cpu_before
     return count / seconds, 1000 * cpu / count
 
