@@ -34,12 +34,30 @@ def relative_position_index(window_size: list[int], device: torch.device | None 
     return holder.relative_position_index
 
 
+def is_being_traced(tensor: torch.Tensor) -> bool:
+    """True under torch.compile, torch.export, the ONNX exporter, a fake or meta mode: a tensor made now must never be
+    cached, or a later eager call would get a fake tensor back."""
+    return (
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+        or tensor.device.type == "meta"
+        or torch._guards.detect_fake_mode(tensor) is not None
+    )
+
+
 @lru_cache(maxsize=32)
-def shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tuple, device: torch.device):
-    """torchvision's `(num_windows, tokens, tokens)` float mask (0, or -100 between regions that the cyclic shift
-    brought into one window), built once per size instead of with a Python loop on every call."""
+def _cached_shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tuple, device: torch.device):
     with torch.inference_mode(False):  # a normal tensor, usable later under autograd too
         return _compute_attention_mask_3d(torch.empty(0, device=device), padded_size, window_size, shift_size)
+
+
+def shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tuple, like: torch.Tensor) -> torch.Tensor:
+    """torchvision's `(num_windows, tokens, tokens)` float mask (0, or -100 between regions that the cyclic shift
+    brought into one window) on `like`'s device, built once per size in eager calls instead of with a Python loop on
+    every call, and afresh (never cached) while being traced."""
+    if is_being_traced(like):
+        return _compute_attention_mask_3d(like.new_empty(0), padded_size, window_size, shift_size)
+    return _cached_shifted_window_mask(padded_size, window_size, shift_size, like.device)
 
 
 class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
@@ -75,7 +93,7 @@ class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
         qkv = self.qkv(x).reshape(batch_size * num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B * windows, heads, tokens, head_dim)
         if shifted:
-            region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x.device)
+            region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x)
             # (windows, heads, tokens, tokens) repeated for every clip: windows are batch-major
             mask = (mask + region_mask[:, None].to(mask.dtype)).repeat(batch_size, 1, 1, 1)
         dropout = self.attention_dropout if self.training else 0.0

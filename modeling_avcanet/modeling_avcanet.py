@@ -46,7 +46,6 @@ rounding on the same weights, `../shared/docs/release-parity.md`; every remainin
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -120,9 +119,9 @@ class AVCANetVideoClassifierOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
 def band_attention_mask(length: int, reach: int, device: torch.device) -> torch.Tensor:
-    """`(length, length)` boolean mask: query t may attend key j when |t - j| <= reach."""
+    """`(length, length)` boolean mask: query t may attend key j when |t - j| <= reach. Built on every call: it costs
+    two small ops, and a cached tensor made while tracing (torch.export, ONNX, a fake mode) would leak into eager calls."""
     positions = torch.arange(length, device=device)
     return (positions[:, None] - positions[None, :]).abs() <= reach
 

@@ -1,0 +1,60 @@
+"""Tracing the model (torch.export, the ONNX exporter, torch.compile) must leave later eager calls untouched."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from modeling_avcanet import AVCANetForVideoClassification
+from tiny import make_inputs, tiny_config
+
+TESTS = Path(__file__).parent
+
+# two blocks per stage: the second one shifts its windows, so the shift mask is built too
+SHIFTED = dict(swin_depths=[2, 2])
+
+EXPORT_FIRST = """
+import sys
+import torch
+from modeling_avcanet import AVCANetForVideoClassification
+from tiny import make_inputs, tiny_config
+
+torch.manual_seed(0)
+config = tiny_config(swin_depths=[2, 2])
+model = AVCANetForVideoClassification(config).eval()
+inputs = make_inputs(config)
+with torch.no_grad():
+    torch.export.export(model, (), inputs, strict=False)  # the very first call of this process
+    logits = model(**inputs).logits
+assert type(logits) is torch.Tensor, type(logits)
+torch.save(logits, sys.argv[1])
+"""
+
+
+def test_an_export_as_the_first_call_leaves_real_tensors_for_eager_calls(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+    result = subprocess.run([sys.executable, "-c", EXPORT_FIRST, str(tmp_path / "logits.pt")], env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.manual_seed(0)
+    config = tiny_config(**SHIFTED)
+    model = AVCANetForVideoClassification(config).eval()
+    with torch.no_grad():
+        expected = model(**make_inputs(config)).logits
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt", weights_only=True), expected, rtol=0, atol=0)
+
+
+def test_masks_made_under_a_fake_mode_are_not_cached():
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    config = tiny_config(**SHIFTED)
+    model = AVCANetForVideoClassification(config).eval()
+    inputs = make_inputs(config, batch_size=1)
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
+        fake = model(**{name: mode.from_tensor(value) for name, value in inputs.items()}).logits
+    assert isinstance(fake, FakeTensor)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert not isinstance(logits, FakeTensor) and torch.isfinite(logits).all()
