@@ -16,45 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from doc_pages import README, REPOSITORY, code_blocks, heading_anchors, links, pages
 from media import make_video
 from saved_model import save_tiny_model
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-README = REPOSITORY / "README.md"
 README_MAX_LINES = 150
 # Raising this is a review decision: every block that does not run is a block that can rot.
 MAX_NO_RUN_BLOCKS = 6
 # Pages linked from README.md and docs/train.md that other branches write (issue 24's deployment and any-length
 # pages, the long-runs page). Their links are checked once the files exist; empty this set when all are merged.
 WRITTEN_ON_OTHER_BRANCHES = {"docs/deploy.md", "docs/long-videos.md", "docs/long-runs.md"}
-
-FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)\s*(.*)$")
-LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-
-
-def pages() -> list[Path]:
-    return [README, *sorted((REPOSITORY / "docs").glob("*.md"))]
-
-
-def code_blocks(page: Path) -> list[dict]:
-    """The fenced code blocks of a markdown page: language, the rest of the fence line, first line number, code."""
-    blocks, current = [], None
-    for number, line in enumerate(page.read_text().splitlines(), start=1):
-        match = FENCE.match(line)
-        if current is None:
-            if match:
-                indent, fence, language, info = match.groups()
-                current = {"indent": indent, "fence": fence, "language": language.lower(), "info": info.strip(),
-                           "line": number, "lines": []}  # fmt: skip
-        elif match and match.group(2).startswith(current["fence"]) and not match.group(3):
-            current["code"] = "\n".join(line[len(current["indent"]) :] for line in current.pop("lines")) + "\n"
-            blocks.append(current)
-            current = None
-        else:
-            current["lines"].append(line)
-    if current is not None:
-        raise AssertionError(f"{page.name}:{current['line']}: code block never closed")
-    return blocks
 
 
 def python_blocks() -> list[tuple[str, dict]]:
@@ -148,30 +119,6 @@ def test_no_python_block_hides_behind_another_language_tag():
         if block["language"] in ("py", "python3", "pycon", "ipython", "py3")
     ]
     assert not hidden, f"use ```python so the tests run it: {hidden}"
-
-
-def heading_anchors(page: Path) -> set[str]:
-    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens, repeats numbered."""
-    anchors, seen = set(), {}
-    in_code = False
-    for line in page.read_text().splitlines():
-        if FENCE.match(line):
-            in_code = not in_code
-        if in_code or not line.startswith("#"):
-            continue
-        text = line.lstrip("#").strip().lower()
-        slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
-        count = seen.get(slug, 0)
-        seen[slug] = count + 1
-        anchors.add(slug if count == 0 else f"{slug}-{count}")
-    return anchors
-
-
-def links(page: Path) -> list[str]:
-    text = page.read_text()
-    for block in code_blocks(page):  # links inside code are not links
-        text = text.replace(block["code"], "")
-    return LINK.findall(text)
 
 
 def test_every_relative_link_points_to_an_existing_file_and_heading():
