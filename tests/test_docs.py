@@ -1,6 +1,8 @@
-"""The documentation cannot rot: every ```python block of README.md and docs/*.md runs, each in a fresh process, in a
-folder laid out as after `make demo` (a tiny saved model in `outputs/avcanet-demo`, a generated video with sound in
-`clip.mp4`), offline; every relative link points to a file (and heading) that exists; the README stays one screen.
+"""The documentation cannot rot: every ```python block of README.md and docs/*.md runs, each in a process of its own
+(forked from `doc_block_runner.py`, which imports torch and transformers once), in a fresh folder laid out as after
+`make demo` (a tiny saved model in `outputs/avcanet-demo`, a generated video with sound in `clip.mp4`), offline; every
+relative link points to a file (and heading) that exists; every docs page is reachable from the README; the README
+stays one screen.
 
 A block that cannot run here (it needs the Hub or a GPU) is fenced ```python no-run; there may be only a few.
 Pages added to docs/ later are picked up without touching this file.
