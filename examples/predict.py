@@ -7,8 +7,8 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
 
 Each line holds the file, its top-k labels with probabilities and the polarity of the top label, `"audio"` (false: the
 file has no audio track, so the answer comes from the picture alone and its timeline has no audio share) and
-`"truncated"` (true: the picture could not be decoded past `"decoded_seconds"`, only that prefix was used); with `--timeline`,
-also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and with `--plot
+`"truncated"` (true: the picture could not be decoded past `"decoded_seconds"`, only that prefix was used); with
+`--timeline`, also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and with `--plot
 DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
 be read gets a line with its `error` instead, and the run goes on; a summary of such files ends the run on stderr.
 Exit status: 0 when every file was read, 1 when any file could not be read (its line holds the `error`), 2 when the
@@ -108,7 +108,8 @@ def predict(
             stacked = {key: torch.cat([inputs[key] for _, inputs in readable]).to(device, non_blocking=True)
                        for key in readable[0][1]}  # fmt: skip
             time_spans = stacked.pop("segment_time_spans", None)
-            truncated, decoded_seconds = stacked.pop("video_truncated", None), stacked.pop("video_decoded_seconds", None)
+            truncated = stacked.pop("video_truncated", None)
+            decoded_seconds = stacked.pop("video_decoded_seconds", None)
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 outputs = model(**stacked)
             probabilities = outputs.logits.float().softmax(dim=-1).cpu()
@@ -194,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"predict.py: {problem}", file=sys.stderr)
         return 2
     if not find_videos(args.inputs):
-        print(f"predict.py: no video files in {' '.join(args.inputs)} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})",
-              file=sys.stderr)  # fmt: skip
+        extensions = ", ".join(sorted(VIDEO_EXTENSIONS))
+        print(f"predict.py: no video files in {' '.join(args.inputs)} (looked for {extensions})", file=sys.stderr)
         return 2
 
     # one process, or one of those `accelerate launch` started (on CPU, accelerate forms the group only when told)

@@ -101,7 +101,7 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     they are in the answer's dict.
     """
 
-    _load_processor = True
+    _load_processor = None  # tried, and None when missing: `__init__` then says how to add it
     _load_image_processor = False
     _load_video_processor = False
     _load_feature_extractor = False
@@ -110,7 +110,12 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.processor is None:
-            raise ValueError("The AV-CANet pipeline needs the model's processor (AutoProcessor) saved with the model.")
+            raise ValueError(
+                "The AV-CANet pipeline needs the model's processor (AutoProcessor) in the same folder or repository, "
+                "and none could be loaded from there. Save it beside the model: `processor.save_pretrained(folder)` "
+                "(`AVCANetProcessor.from_model_config(model.config)` is the processor of the model's sizes), or pass "
+                "`processor=` to `pipeline()`."
+            )
         # batching pads with the feature extractor's settings (all AV-CANet inputs of a model have one shape)
         self.feature_extractor = self.processor.feature_extractor
 
@@ -169,7 +174,9 @@ class AVCANetVideoClassificationPipeline(Pipeline):
         scores, indices = probabilities.topk(min(top_k, config.num_labels))
         polarities = getattr(config, "label_polarities", None) or {}
         status = video_status(
-            model_outputs["audio_mask"][0], model_outputs["video_truncated"][0], model_outputs["video_decoded_seconds"][0]
+            model_outputs["audio_mask"][0],
+            model_outputs["video_truncated"][0],
+            model_outputs["video_decoded_seconds"][0],
         )
         labels = []
         for score, index in zip(scores.tolist(), indices.tolist()):
