@@ -86,7 +86,7 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> classifier = pipeline("video-classification", model="outputs/avcanet-demo", trust_remote_code=True)
     >>> classifier("clip.mp4", top_k=2)
-    [{'label': 'Fear', 'score': 0.91, 'polarity': 'negative'}, {'label': 'Tension', 'score': 0.05, ...}]
+    [{'label': 'Fear', 'score': 0.91, 'polarity': 'negative', 'audio': True, 'truncated': False}, ...]
     >>> classifier(["a.mp4", b"<mp4 bytes>"], batch_size=2)  # one list per video
     >>> classifier("clip.mp4", timeline=True)  # {"labels": [...], "timeline": [{"start", "end", "label", ...}]}
     ```

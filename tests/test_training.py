@@ -86,6 +86,17 @@ def test_training_lowers_the_loss_and_saves_a_complete_folder(trained):
     card = (trained / "README.md").read_text()
     assert "pipeline_tag: video-classification" in card
     assert all(label in card for label in ("Joy", "Calm", "Tension", "Sadness"))
+    # the Trainer path's card: usage, the run's metrics, data and command, and what the synthetic demo model is
+    from huggingface_hub import ModelCard
+
+    loaded = ModelCard.load(trained / "README.md")
+    assert loaded.data.library_name == "transformers" and loaded.data.eval_results[0].metric_type == "accuracy"
+    assert loaded.data.eval_results[0].metric_value == round(results["test_accuracy"], 4)
+    assert "trust_remote_code=True" in card and "## Limitations" in card and "**This is the synthetic demo model.**" in card
+    assert f"| accuracy | {results['test_accuracy']:.4f} |" in card
+    run = json.loads((trained / "training_run.json").read_text())
+    assert run["command"].startswith("python examples/train.py --output_dir") and f"Command: `{run['command']}`" in card
+    assert json.loads((trained / "config.json").read_text())["synthetic_demo"] is True
     # every checkpoint runs on raw videos by itself: it has the processor too
     assert (trained / "checkpoint-30" / "processor_config.json").exists()
 
