@@ -31,24 +31,26 @@ def summary(model_dir, predictions=None, python: str = ".venv/bin/python") -> st
     if not results_file.exists():
         raise FileNotFoundError(f"{results_file} is missing: examples/train.py did not finish its test evaluation")
     results = json.loads(results_file.read_text())
+    config_file = model_dir / "config.json"
+    synthetic = json.loads(config_file.read_text()).get("synthetic_demo", True) if config_file.exists() else True
     lines = [
-        f"Demo model: {model_dir} (trained just now from scratch on the synthetic set: generated clips whose label is "
-        "a colour plus a tone; its answers on real videos mean nothing)",
+        f"Model: {model_dir}" + (" (the synthetic demo model: its answers on real videos mean nothing)" if synthetic else ""),
         f"Test accuracy: {results['test_accuracy']:.2f}; without the audio: "
         f"{results.get('test_without_audio_accuracy', float('nan')):.2f}, without the picture: "
-        f"{results.get('test_without_video_accuracy', float('nan')):.2f} (each cue alone tells only 2 of the 4 labels "
-        "apart: a model that fuses both is at 1.00, either one alone at most 0.50)",
+        f"{results.get('test_without_video_accuracy', float('nan')):.2f} (either cue alone: at most 0.50)",
     ]
     if predictions.exists():
         clips, correct, unreadable = prediction_counts(predictions)
         unread = f", {unreadable} unreadable" if unreadable else ""
         lines.append(f"Predictions: {predictions} ({clips} held-out clips, {correct} with the right top label{unread})")
-    lines += [
-        "Next:",
-        f"  {python} examples/predict.py {model_dir} YOUR_CLIP.mp4 --timeline   # any video, one JSON line each",
-        f"  {python} examples/demo/app.py                                        # the web page, http://127.0.0.1:7860",
-        "  make clean-demo                                                          # delete the demo model (.venv stays)",
+    model_flag = "" if model_dir == Path("outputs/avcanet-demo") else f" --model {model_dir}"
+    next_steps = [
+        (f"{python} examples/predict.py {model_dir} YOUR_CLIP.mp4 --timeline", "any video, one JSON line each"),
+        (f"{python} examples/demo/app.py{model_flag}", "the web page, http://127.0.0.1:7860"),
+        ("make clean-demo", "delete the demo model and its clips (.venv stays)"),
     ]
+    width = max(len(command) for command, _ in next_steps)
+    lines += ["Next:"] + [f"  {command.ljust(width)}  # {why}" for command, why in next_steps]
     return "\n".join(lines)
 
 
