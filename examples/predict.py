@@ -8,8 +8,8 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
 Each line holds the file, its top-k labels with probabilities and the polarity of the top label, `"audio"` (false: the
 file has no audio track, so the answer comes from the picture alone and its timeline has no audio share) and
 `"truncated"` (true: the picture could not be decoded past `"decoded_seconds"`, only that prefix was used); with
-`--timeline`, also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and with `--plot
-DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
+`--timeline`, also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and
+with `--plot DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
 be read gets a line with its `error` instead, and the run goes on; a summary of such files ends the run on stderr.
 Exit status: 0 when every file was read, 1 when any file could not be read (its line holds the `error`), 2 when the
 inputs hold no video file or the model cannot be found.
