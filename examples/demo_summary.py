@@ -34,7 +34,7 @@ def summary(model_dir, predictions=None, python: str = ".venv/bin/python") -> st
     config_file = model_dir / "config.json"
     synthetic = json.loads(config_file.read_text()).get("synthetic_demo", True) if config_file.exists() else True
     lines = [
-        f"Model: {model_dir}" + (" (the synthetic demo model: its answers on real videos mean nothing)" if synthetic else ""),
+        f"Model: {model_dir}" + (" (the synthetic demo model: its answers on real videos mean nothing)" * synthetic),
         f"Test accuracy: {results['test_accuracy']:.2f}; without the audio: "
         f"{results.get('test_without_audio_accuracy', float('nan')):.2f}, without the picture: "
         f"{results.get('test_without_video_accuracy', float('nan')):.2f} (either cue alone: at most 0.50)",
