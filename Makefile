@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ffmpeg browser benchmark clean
+.PHONY: demo clean-demo test ffmpeg browser benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,19 @@ browser:
 
 DEMO_DIR := outputs/avcanet-demo
 
-# generate the synthetic set, train, evaluate on its test split, then predict the held-out clips
+# generate the synthetic set, train, evaluate on its test split, then predict the held-out clips and sum up.
+# Each run trains again from scratch: the checkpoints of an earlier run are removed (train.py would resume from
+# them and train 0 steps); the generated clips in $(DEMO_DIR)/data are reused.
 demo: $(STAMP) ffmpeg
+	rm -rf $(DEMO_DIR)/checkpoint-*
 	HF_HUB_OFFLINE=1 $(PY) examples/train.py --output_dir $(DEMO_DIR)
-	HF_HUB_OFFLINE=1 $(PY) examples/predict.py $(DEMO_DIR) $(DEMO_DIR)/data/videos/test --top_k 2
+	HF_HUB_OFFLINE=1 $(PY) examples/predict.py $(DEMO_DIR) $(DEMO_DIR)/data/videos/test --top_k 2 \
+		--output $(DEMO_DIR)/predictions.jsonl
+	@$(PY) examples/demo_summary.py $(DEMO_DIR)
+
+# delete what `make demo` made (model, checkpoints, generated clips); the virtual environment stays
+clean-demo:
+	rm -rf $(DEMO_DIR)
 
 test: $(STAMP) ffmpeg browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --timeout 900 tests

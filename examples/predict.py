@@ -5,10 +5,14 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
     python examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --bf16 --output predictions.jsonl
     accelerate launch examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --output predictions.jsonl
 
-Each line holds the file, its top-k labels with probabilities and the polarity of the top label; with `--timeline`,
-also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and with `--plot
-DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
+Each line holds the file, its top-k labels with probabilities and the polarity of the top label, `"audio"` (false: the
+file has no audio track, so the answer comes from the picture alone and its timeline has no audio share) and
+`"truncated"` (true: the picture could not be decoded past `"decoded_seconds"`, only that prefix was used); with
+`--timeline`, also one entry per segment (start and end in seconds, top label and score, audio vs visual share), and
+with `--plot DIR` one PNG per video of the class probabilities over time and the audio/visual split. A file that cannot
 be read gets a line with its `error` instead, and the run goes on; a summary of such files ends the run on stderr.
+Exit status: 0 when every file was read, 1 when any file could not be read (its line holds the `error`), 2 when the
+inputs hold no video file or the model cannot be found.
 The model and processor load through the Auto classes with `trust_remote_code=True`, so any saved AV-CANet folder
 or Hub repository works, whichever version of this package wrote it.
 
@@ -19,6 +23,7 @@ them into one output in the order a single process writes.
 
 import argparse
 import contextlib
+import inspect
 import json
 import shutil
 import sys
@@ -30,9 +35,12 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from torch.utils.data import DataLoader, Dataset
+from model_notice import synthetic_demo_notice
 from timeline import save_timeline_plot, timelines
 from tqdm.auto import tqdm
 from transformers import AutoModelForVideoClassification, AutoProcessor
+
+from processing.pipeline_avcanet import video_status
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpeg", ".mpg", ".flv"}
 
@@ -81,9 +89,12 @@ def predict(
     """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read."""
     config = model.config
     device = next(model.parameters()).device
+    # older saved processors know neither `return_time_spans` nor `return_video_status`: ask only for what they know
+    processor_kwargs = {"return_time_spans": True} if timeline else {}
+    if "return_video_status" in inspect.signature(processor.__call__).parameters:
+        processor_kwargs["return_video_status"] = True
     loader = DataLoader(
-        # older saved processors do not know `return_time_spans`: ask only when needed
-        VideoFiles(videos, processor, {"return_time_spans": True} if timeline else {}),
+        VideoFiles(videos, processor, processor_kwargs),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=list,
@@ -97,6 +108,8 @@ def predict(
             stacked = {key: torch.cat([inputs[key] for _, inputs in readable]).to(device, non_blocking=True)
                        for key in readable[0][1]}  # fmt: skip
             time_spans = stacked.pop("segment_time_spans", None)
+            truncated = stacked.pop("video_truncated", None)
+            decoded_seconds = stacked.pop("video_decoded_seconds", None)
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 outputs = model(**stacked)
             probabilities = outputs.logits.float().softmax(dim=-1).cpu()
@@ -109,9 +122,15 @@ def predict(
                         {"label": label, "score": round(float(score), 4)} for label, score in zip(labels, scores[row])
                     ],
                     "polarity": (config.label_polarities or {}).get(labels[0]),
+                    **video_status(
+                        stacked["audio_mask"][row],
+                        truncated[row] if truncated is not None else None,
+                        decoded_seconds[row] if decoded_seconds is not None else None,
+                    ),
                 }
             if timeline:
-                for (path, _), entries in zip(readable, timelines(outputs, time_spans, config.id2label)):
+                audio_mask = stacked["audio_mask"]
+                for (path, _), entries in zip(readable, timelines(outputs, time_spans, config.id2label, audio_mask)):
                     results[path]["timeline"] = entries
         for path, _, error in batch:
             yield results.get(path) or {"path": str(path), "error": error}
@@ -134,6 +153,26 @@ def write_lines(results: Iterator[dict], output, total: int, progress: bool, arg
     return unreadable
 
 
+def model_location_problem(model: str) -> str | None:
+    """Why `model` is neither a saved folder nor a Hub repository id, or None; decided before any network call. A
+    name whose first folder exists here (`outputs/nope`) or that starts like a path is a folder that is missing."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").exists() else f"{model} holds no saved model (no config.json)"
+    if path.exists():
+        return f"{model} is a file, not a saved model folder"
+    first_folder_exists = len(path.parts) > 1 and Path(path.parts[0]).is_dir()
+    looks_local = model.startswith((".", "/", "~")) or "\\" in model or first_folder_exists
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        looks_local = True
+    return f"no such folder or Hub repository: {model}" if looks_local else None
+
+
 def open_output(path: str | None):
     return open(path, "w") if path else contextlib.nullcontext(sys.stdout)
 
@@ -142,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a saved AV-CANet folder or Hub repository")
     parser.add_argument("inputs", nargs="+", help="video files and folders of videos")
-    parser.add_argument("--top_k", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--top_k", type=int, default=3, help="labels per video (default: 3)")
+    parser.add_argument("--batch_size", type=int, default=4, help="videos per model call (default: 4)")
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding ahead of the model")
     parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     parser.add_argument("--output", help="write the JSON lines to this file instead of stdout")
@@ -151,12 +190,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeline", action="store_true", help="add each video's per-segment emotion timeline")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write one timeline PNG per video into DIR")
     args = parser.parse_args(argv)
+    problem = model_location_problem(args.model)
+    if problem is not None:
+        print(f"predict.py: {problem}", file=sys.stderr)
+        return 2
+    if not find_videos(args.inputs):
+        extensions = ", ".join(sorted(VIDEO_EXTENSIONS))
+        print(f"predict.py: no video files in {' '.join(args.inputs)} (looked for {extensions})", file=sys.stderr)
+        return 2
 
     # one process, or one of those `accelerate launch` started (on CPU, accelerate forms the group only when told)
     state = PartialState(cpu=args.device == "cpu" or not torch.accelerator.is_available())
     device = args.device or state.device
     model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    notice = synthetic_demo_notice(model.config)
+    if notice and state.is_main_process:
+        print(notice, file=sys.stderr)
     videos = find_videos(args.inputs)
     options = dict(num_workers=args.num_workers, bf16=args.bf16, timeline=args.timeline or args.plot is not None)
 
@@ -190,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(parts_dir[0])
     if unreadable:
         print(f"{len(unreadable)} of {len(videos)} file(s) could not be read: {unreadable}", file=sys.stderr)
+        return 1
     return 0
 
 

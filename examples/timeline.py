@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 AUDIO_COLOR, VISUAL_COLOR = "#1f77b4", "#ff7f0e"
 
 
-def timelines(outputs, time_spans, id2label) -> list[list[dict]]:
+def timelines(outputs, time_spans, id2label, audio_mask=None) -> list[list[dict]]:
     """One timeline per video of a batch, from `AVCANetForVideoClassification` outputs and the processor's
-    `segment_time_spans` `(batch, num_segments, 2)`."""
+    `segment_time_spans` `(batch, num_segments, 2)`; a video whose `audio_mask` is 0 (no audio track) gets no audio
+    share (`segment_timeline`'s `has_audio`)."""
     from processing.pipeline_avcanet import segment_timeline  # the package; the demo needs only the plot
 
     return [
@@ -26,6 +27,7 @@ def timelines(outputs, time_spans, id2label) -> list[list[dict]]:
             outputs.visual_segment_logits[row].cpu(),
             time_spans[row].cpu(),
             id2label,
+            has_audio=audio_mask is None or bool(audio_mask[row]),
         )
         for row in range(len(time_spans))
     ]
@@ -59,7 +61,9 @@ def plot_timeline(entries: list[dict], title: str = ""):
     bottom.axhline(0.0, color="black", linewidth=0.8)
     top_of_bars = max(max(audio), max(visual), 1e-6)
     for centre, entry in zip(centres, entries):
-        text = f"{entry['label']}\n{entry['audio_share']:.0%} audio"
+        # no audio track: the audio bar is the model's silence baseline, not a share of the sound
+        share = "no audio" if entry.get("audio_share") is None else f"{entry['audio_share']:.0%} audio"
+        text = f"{entry['label']}\n{share}"
         bottom.text(centre, top_of_bars * 1.08, text, ha="center", va="bottom", fontsize=7)
     bottom.set_ylim(min(min(audio), min(visual), 0.0) * 1.15, top_of_bars * 1.6)
     bottom.set_ylabel("top label's lead:\naudio and visual parts")

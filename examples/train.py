@@ -18,11 +18,14 @@ its splits are chosen is `dataset_scripts/sources.py`. With a GPU, the DataLoade
 (`gpu_loader_defaults`); any `--dataloader_*` flag given wins.
 """
 
+import argparse
 import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +112,7 @@ class DataArguments:
     )
     video_column: str | None = field(default=None, metadata={"help": "Default: the Video column, else `video`..."})
     label_column: str | None = field(default=None, metadata={"help": "Default: the ClassLabel column, else `label`..."})
-    train_split: str = "train"
+    train_split: str = field(default="train", metadata={"help": "The split to train on."})
     eval_split: str | None = field(
         default=None, metadata={"help": "Default: `validation`, else carved from the train split."}
     )
@@ -122,9 +125,11 @@ class DataArguments:
     cache_dir: str | None = field(
         default=None, metadata={"help": "Where `datasets` caches what it downloads/converts."}
     )
-    synthetic_train_per_class: int = 24
-    synthetic_eval_per_class: int = 6
-    synthetic_test_per_class: int = 10
+    synthetic_train_per_class: int = field(
+        default=24, metadata={"help": "Synthetic set (no --dataset_dir/--dataset_name): training videos per class."}
+    )
+    synthetic_eval_per_class: int = field(default=6, metadata={"help": "Synthetic set: validation videos per class."})
+    synthetic_test_per_class: int = field(default=10, metadata={"help": "Synthetic set: test videos per class."})
 
 
 @dataclass
@@ -136,8 +141,14 @@ class ModelArguments:
     init_from: str | None = field(
         default=None, metadata={"help": "A save_pretrained folder or Hub id to start from (e.g. converted backbones)."}
     )
-    classification_loss: str = field(default="ep_ce", metadata={"choices": ["ep_ce", "ce"]})
-    auxiliary_loss_weight: float = 1.0
+    classification_loss: str = field(
+        default="ep_ce",
+        metadata={"help": "EP-CE (cross-entropy weighted up when the predicted polarity is wrong) or plain CE.",
+                  "choices": ["ep_ce", "ce"]},
+    )  # fmt: skip
+    auxiliary_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the audio-only and visual-only heads' losses."}
+    )
 
 
 def load_data(data_args: DataArguments, training_args: TrainingArguments):
@@ -324,18 +335,93 @@ def gpu_loader_defaults(cpu_count: int, processes_per_machine: int, num_workers:
     return defaults
 
 
+HELP_DESCRIPTION = """Fine-tune AV-CANet with transformers.Trainer and the EP-CE loss. With no arguments: generate the
+synthetic audio-visual set, train the CPU-sized demo model on it, evaluate it on its test split (and without its
+audio, and without its picture) and save the folder (model, processor, code, model card) to outputs/avcanet-demo.
+
+example:
+  python examples/train.py --output_dir outputs/my-run --dataset_dir data/emotions --label_set emotions
+  python examples/train.py --output_dir outputs/my-run --dataset_name Conna/eMotions --model_size paper --bf16
+
+The flags are this script's, then every transformers TrainingArguments flag; "(default: ...)" is the value used
+when the flag is not given, the project's defaults included (the demo evaluates and saves every epoch and keeps the
+best model). Dependent defaults follow your flags: --save_strategy or --eval_strategy alone (steps or epoch) sets
+the other to the same value, --save_steps or --eval_steps alone sets the other too, and a strategy "no" turns
+--load_best_model_at_end off. On a machine without an accelerator --dataloader_pin_memory defaults to false."""
+
+USAGE = "python examples/train.py [--output_dir DIR] [--dataset_dir DIR | --dataset_name ID] [FLAG VALUE ...]"
+
+
+def given_flags(argv: list[str]) -> dict[str, str]:
+    """The `--name value` and `--name=value` flags of `argv` (a bare `--flag` is "true")."""
+    flags = {}
+    for index, arg in enumerate(argv):
+        if not arg.startswith("--"):
+            continue
+        name, equals, value = arg[2:].partition("=")
+        if not equals:
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            value = following if following is not None and not following.startswith("--") else "true"
+        flags[name] = value
+    return flags
+
+
+def dependent_defaults(argv: list[str]) -> list[str]:
+    """Flags that keep the demo defaults consistent with what `argv` changes (placed before `argv`): the demo
+    evaluates and saves every epoch and loads the best model at the end, which transformers allows only when the
+    save and evaluation strategies (and steps) match. So `--save_strategy steps` alone also evaluates in steps (every
+    `--save_steps` when given), and a strategy "no" turns `--load_best_model_at_end` off."""
+    given, extra = given_flags(argv), []
+    strategies = ("steps", "epoch")  # "no" leaves the other one as it is: there is no best model to keep then
+    save, evaluate = given.get("save_strategy"), given.get("eval_strategy")
+    if save in strategies and evaluate is None:
+        extra += ["--eval_strategy", save]
+        evaluate = save
+    elif evaluate in strategies and save is None:
+        extra += ["--save_strategy", evaluate]
+        save = evaluate
+    if "save_steps" in given and "eval_steps" not in given:
+        extra += ["--eval_steps", given["save_steps"]]
+    elif "eval_steps" in given and "save_steps" not in given:
+        extra += ["--save_steps", given["eval_steps"]]
+    if "no" in (save, evaluate) and "load_best_model_at_end" not in given:
+        extra += ["--load_best_model_at_end", "false"]
+    return extra
+
+
+class RawDescriptionDefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and every flag's default after its help."""
+
+
+def build_parser() -> HfArgumentParser:
+    """The parser of the three argument dataclasses. Its `--help` starts with what the script does and an example,
+    and shows the project's defaults (`DEMO_DEFAULTS`) as the flags' defaults."""
+    parser = HfArgumentParser(
+        (DataArguments, ModelArguments, TrainingArguments),
+        usage=USAGE,
+        description=HELP_DESCRIPTION,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
+    )
+    demo_values, _ = parser.parse_known_args(DEMO_DEFAULTS)
+    parser.set_defaults(**{arg[2:]: getattr(demo_values, arg[2:]) for arg in DEMO_DEFAULTS if arg.startswith("--")})
+    return parser
+
+
 def parse_arguments(argv: list[str], has_accelerator: bool | None = None):
     """
     The three argument dataclasses from the demo defaults, then `gpu_loader_defaults` when a GPU is used
     (`has_accelerator`, default: detected, and not `--use_cpu`), then `argv`. On CPU the loader flags are left as
     they are: the model is the bottleneck there and 0 workers is fastest.
     """
-    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
-    arguments = parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + argv)
+    parser = build_parser()
+    argv = dependent_defaults(argv) + argv
+    arguments = parse_with_defaults(parser, DEMO_DEFAULTS + argv)
     training_args = arguments[2]
     if has_accelerator is None:
         has_accelerator = torch.accelerator.is_available()
     if not has_accelerator or training_args.use_cpu:
+        if "dataloader_pin_memory" not in given_flags(argv):  # no accelerator to pin for: torch warns per loader
+            training_args.dataloader_pin_memory = False
         return arguments
     workers_given = any(arg.split("=")[0] == "--dataloader_num_workers" for arg in argv)
     loader_defaults = gpu_loader_defaults(
@@ -343,7 +429,21 @@ def parse_arguments(argv: list[str], has_accelerator: bool | None = None):
         int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
         training_args.dataloader_num_workers if workers_given else None,
     )
-    return parser.parse_args_into_dataclasses(args=DEMO_DEFAULTS + loader_defaults + argv)
+    return parse_with_defaults(parser, DEMO_DEFAULTS + loader_defaults + argv)
+
+
+def parse_with_defaults(parser: HfArgumentParser, args: list[str]):
+    """`parse_args_into_dataclasses`, whose errors about flags that do not fit together also name the project
+    defaults that took part (they are not in transformers' "(default: ...)")."""
+    try:
+        return parser.parse_args_into_dataclasses(args=args)
+    except ValueError as error:
+        first, last = DEMO_DEFAULTS.index("--eval_strategy"), DEMO_DEFAULTS.index("--logging_steps")
+        defaults = " ".join(DEMO_DEFAULTS[first:last])
+        raise ValueError(
+            f"{error}\nexamples/train.py's defaults include {defaults}: give the flag(s) to change with yours "
+            "(see --help)."
+        ) from error
 
 
 def main(argv: list[str] | None = None):
@@ -362,6 +462,8 @@ def main(argv: list[str] | None = None):
     with training_args.main_process_first(desc="preparing the data set"):
         data = load_data(data_args, training_args)
     model = build_model(model_args, data.label_polarities)
+    # predict.py, the demo page and the model card tell the synthetic demo model apart by it (examples/model_notice.py)
+    model.config.synthetic_demo = data_args.dataset_dir is None and data_args.dataset_name is None
     processor = AVCANetProcessor.from_model_config(model.config)
     if data_args.dataset_dir is not None:  # a prepared copy that cannot serve this model is refused now, not at batch 1
         check_prepared_dataset(data_args.dataset_dir, processor)
@@ -391,6 +493,7 @@ def main(argv: list[str] | None = None):
     resume_from = training_args.resume_from_checkpoint or last_checkpoint
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
+        warn_if_finished(resume_from)
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()  # best model (load_best_model_at_end) and its code, into output_dir
     if trainer.is_world_process_zero():
@@ -409,13 +512,47 @@ def main(argv: list[str] | None = None):
         trainer.log_metrics("test", prediction.metrics)
         trainer.save_metrics("test", prediction.metrics)
         if trainer.is_world_process_zero():
-            report_test_set(trainer, prediction, training_args.output_dir, training_args.hub_model_id)
+            training = training_record(data_args, argv)
+            Path(training_args.output_dir, "training_run.json").write_text(json.dumps(training, indent=2))
+            report_test_set(trainer, prediction, training_args.output_dir, training_args.hub_model_id, training)
             if push_to_hub:
                 push_folder_to_hub(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
     return trainer
 
 
-def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str | None) -> None:
+def warn_if_finished(checkpoint) -> None:
+    """Say so when the checkpoint a run resumes from had finished training: 0 steps are trained then, and the metrics
+    printed are those of that earlier model (`make demo` removes the checkpoints to train again from scratch)."""
+    state_file = Path(checkpoint) / "trainer_state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if state.get("max_steps") and state.get("global_step", 0) >= state["max_steps"]:
+        logger.warning(
+            "%s had already finished training (step %d of %d): nothing is trained now, and the results below are "
+            "those of that earlier model. To train again from scratch, delete its checkpoint-* folders or use "
+            "another --output_dir.",
+            checkpoint,
+            state["global_step"],
+            state["max_steps"],
+        )
+
+
+def training_record(data_args: DataArguments, argv: list[str]) -> dict:
+    """What the model card says about the training: the data (and its Hub id) and the command."""
+    if data_args.dataset_name is not None:
+        is_hub_id = not Path(data_args.dataset_name).exists() and data_args.dataset_name.count("/") == 1
+        data = f"`{data_args.dataset_name}`"
+        if data_args.dataset_config_name:
+            data += f" ({data_args.dataset_config_name})"
+        datasets = [data_args.dataset_name] if is_hub_id else []
+    elif data_args.dataset_dir is not None:
+        data, datasets = f"the saved data set `{data_args.dataset_dir}`", []
+    else:
+        data, datasets = "the synthetic audio-visual set (`dataset_scripts.synthetic`, generated by the command)", []
+    command = " ".join(["python examples/train.py", *map(shlex.quote, argv)])
+    return {"data": data, "datasets": datasets, "command": command}
+
+
+def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str | None, training: dict | None = None):
     """The confusion matrix (PNG and JSON) and the model card of the saved folder."""
     config = trainer.model.config
     label_names = [config.id2label[index] for index in range(config.num_labels)]
@@ -425,7 +562,7 @@ def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str 
     (Path(output_dir) / "confusion_matrix.json").write_text(
         json.dumps({"labels": label_names, "matrix": matrix.tolist()})
     )
-    write_model_card(output_dir, config, prediction.metrics, "confusion_matrix.png", repo_id=repo_id)
+    write_model_card(output_dir, config, prediction.metrics, "confusion_matrix.png", repo_id=repo_id, training=training)
 
 
 if __name__ == "__main__":

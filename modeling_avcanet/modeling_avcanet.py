@@ -60,6 +60,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 from .branches_avcanet import AVCANetAudioBranch, AVCANetVisualBranch, relative_position_index
 from .configuration_avcanet import POLARITIES, AVCANetConfig
 from .loss_avcanet import ep_ce_loss
+from .pipeline_files import copy_pipeline_code
 
 
 @dataclass
@@ -360,6 +361,13 @@ class AVCANetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["AVCANetPyramidLevel", "SwinTransformerBlock", "BasicBlock"]
     # forward reduces its loss by `num_items_in_batch`, so Trainer must pass it and must not divide by accumulation
     accepts_loss_kwargs = True
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the code of the pipeline the config names (`pipeline_files`): on a
+        folder without the processor, `pipeline()` then says to save the processor there too."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            copy_pipeline_code(save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module):

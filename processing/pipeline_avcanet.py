@@ -15,7 +15,9 @@ from transformers import Pipeline
 from .errors import VideoDecodingError
 
 
-def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits, time_spans, id2label) -> list[dict]:
+def segment_timeline(
+    segment_logits, audio_segment_logits, visual_segment_logits, time_spans, id2label, has_audio: bool = True
+) -> list[dict]:
     """One entry per segment, in time order, from one video's `(num_segments, num_labels)` segment logits (and their
     audio and visual halves) and its `(num_segments, 2)` time spans in seconds.
 
@@ -24,6 +26,10 @@ def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits
     parts of the label's logit minus the mean logit (they sum to that lead, which the softmax sees), and `audio_share`
     is the audio's fraction of the support, the parts that are positive (a part below zero argues against the label;
     the top label's lead is never negative, so some part supports it).
+
+    A video without audio (`has_audio=False`: no audio track, `audio_mask` 0) has no sound to credit: its `audio`
+    part is what the model's learned no-audio embedding contributes (the silence baseline, the same for every silent
+    video), so each entry's `audio_share` is `None` and `audio_baseline` is `True`.
     """
     probabilities = segment_logits.float().softmax(dim=-1)  # (S, labels)
     audio = audio_segment_logits.float() - audio_segment_logits.float().mean(dim=-1, keepdim=True)
@@ -42,10 +48,23 @@ def segment_timeline(segment_logits, audio_segment_logits, visual_segment_logits
                 "probabilities": {id2label[k]: round(float(p), 4) for k, p in enumerate(probabilities[segment])},
                 "audio": round(audio_part, 4),
                 "visual": round(visual_part, 4),
-                "audio_share": round(max(audio_part, 0.0) / max(support, 1e-12), 4),
+                "audio_share": round(max(audio_part, 0.0) / max(support, 1e-12), 4) if has_audio else None,
             }
         )
+        if not has_audio:
+            entries[-1]["audio_baseline"] = True
     return entries
+
+
+def video_status(audio_mask, video_truncated=None, decoded_seconds=None) -> dict:
+    """What one answer rests on, from the processor's `audio_mask` and (`return_video_status=True`) its
+    `video_truncated` and `video_decoded_seconds` of that video: `audio` (False: no audio track, the answer comes
+    from the picture and the model's silence baseline), `truncated` (True: the picture could not be decoded past a
+    point, only the prefix was used) and then `decoded_seconds`, the length of that prefix."""
+    status = {"audio": bool(int(audio_mask)), "truncated": bool(video_truncated is not None and int(video_truncated))}
+    if status["truncated"] and decoded_seconds is not None:
+        status["decoded_seconds"] = round(float(decoded_seconds), 3)
+    return status
 
 
 def as_processor_input(video):
@@ -67,7 +86,7 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> classifier = pipeline("video-classification", model="outputs/avcanet-demo", trust_remote_code=True)
     >>> classifier("clip.mp4", top_k=2)
-    [{'label': 'Fear', 'score': 0.91, 'polarity': 'negative'}, {'label': 'Tension', 'score': 0.05, ...}]
+    [{'label': 'Fear', 'score': 0.91, 'polarity': 'negative', 'audio': True, 'truncated': False}, ...]
     >>> classifier(["a.mp4", b"<mp4 bytes>"], batch_size=2)  # one list per video
     >>> classifier("clip.mp4", timeline=True)  # {"labels": [...], "timeline": [{"start", "end", "label", ...}]}
     ```
@@ -75,9 +94,14 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     Videos: paths, bytes, binary file objects, `datasets` `Video()` cells (decoded torchcodec decoders
     or undecoded `{"path", "bytes"}` dicts), or decoded frames; one or a list of them. The audio is read from the same
     file. An unreadable video raises `VideoDecodingError` (a `ValueError`) naming it and the cause.
+
+    Every answer says what it rests on (`video_status`): `"audio": False` for a video without an audio track (its
+    timeline then has `audio_share` None), `"truncated": True` (and `"decoded_seconds"`) for a video whose picture
+    could not be decoded past a point. In the plain list these keys are in each label's dict; with `timeline=True`
+    they are in the answer's dict.
     """
 
-    _load_processor = True
+    _load_processor = None  # tried, and None when missing: `__init__` then says how to add it
     _load_image_processor = False
     _load_video_processor = False
     _load_feature_extractor = False
@@ -86,7 +110,12 @@ class AVCANetVideoClassificationPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.processor is None:
-            raise ValueError("The AV-CANet pipeline needs the model's processor (AutoProcessor) saved with the model.")
+            raise ValueError(
+                "The AV-CANet pipeline needs the model's processor (AutoProcessor) in the same folder or repository, "
+                "and none could be loaded from there. Save it beside the model: `processor.save_pretrained(folder)` "
+                "(`AVCANetProcessor.from_model_config(model.config)` is the processor of the model's sizes), or pass "
+                "`processor=` to `pipeline()`."
+            )
         # batching pads with the feature extractor's settings (all AV-CANet inputs of a model have one shape)
         self.feature_extractor = self.processor.feature_extractor
 
@@ -113,19 +142,25 @@ class AVCANetVideoClassificationPipeline(Pipeline):
             batch_size (`int`, *optional*): videos per model call for a list of videos.
 
         Returns:
-            Per video, a list of `{"label", "score", "polarity"}` dicts, best first; with `timeline=True`, a dict
-            `{"labels": that list, "timeline": segment_timeline(...)}`. A list of those for a list of videos.
+            Per video, a list of `{"label", "score", "polarity", "audio", "truncated"}` dicts, best first; with
+            `timeline=True`, a dict `{"labels": [{"label", "score", "polarity"}, ...], "timeline":
+            segment_timeline(...), "audio", "truncated"}`. A list of those for a list of videos. `"audio": False`:
+            the video has no audio track; `"truncated": True`: its picture could not be decoded past
+            `"decoded_seconds"`.
         """
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, video):
-        inputs = self.processor(videos=as_processor_input(video), return_time_spans=True)
+        inputs = self.processor(videos=as_processor_input(video), return_time_spans=True, return_video_status=True)
         return dict(inputs)
 
     def _forward(self, model_inputs):
         time_spans = model_inputs.pop("segment_time_spans")
+        status = {key: model_inputs.pop(key) for key in ("video_truncated", "video_decoded_seconds")}
         outputs = self.model(**model_inputs)
         return {
+            **status,
+            "audio_mask": model_inputs["audio_mask"],
             "logits": outputs.logits,
             "segment_logits": outputs.segment_logits,
             "audio_segment_logits": outputs.audio_segment_logits,
@@ -138,20 +173,26 @@ class AVCANetVideoClassificationPipeline(Pipeline):
         probabilities = model_outputs["logits"][0].float().softmax(dim=-1)
         scores, indices = probabilities.topk(min(top_k, config.num_labels))
         polarities = getattr(config, "label_polarities", None) or {}
+        status = video_status(
+            model_outputs["audio_mask"][0],
+            model_outputs["video_truncated"][0],
+            model_outputs["video_decoded_seconds"][0],
+        )
         labels = []
         for score, index in zip(scores.tolist(), indices.tolist()):
             label = config.id2label[index]
             labels.append({"label": label, "score": score, "polarity": polarities.get(label)})
         if not timeline:
-            return labels
+            return [{**entry, **status} for entry in labels]
         entries = segment_timeline(
             model_outputs["segment_logits"][0],
             model_outputs["audio_segment_logits"][0],
             model_outputs["visual_segment_logits"][0],
             model_outputs["segment_time_spans"][0],
             config.id2label,
+            has_audio=status["audio"],
         )
-        return {"labels": labels, "timeline": entries}
+        return {"labels": labels, "timeline": entries, **status}
 
 
-__all__ = ["AVCANetVideoClassificationPipeline", "segment_timeline"]
+__all__ = ["AVCANetVideoClassificationPipeline", "segment_timeline", "video_status"]

@@ -99,6 +99,7 @@ class AVCANetProcessor(ProcessorMixin):
         return_tensors: str | None = "pt",
         return_time_spans: bool = False,
         finish: bool = True,
+        return_video_status: bool = False,
     ) -> BatchFeature:
         """
         Args:
@@ -115,6 +116,10 @@ class AVCANetProcessor(ProcessorMixin):
             return_tensors: `"pt"` (default) or `"np"`.
             return_time_spans: also return `segment_time_spans`, which the model does not take (pop it before
                 `model(**inputs)`).
+            return_video_status: also return `video_truncated` `(batch,)` int64 (1 when the picture could not be
+                decoded past a point: only the frames before it were sampled) and `video_decoded_seconds` `(batch,)`
+                float64 (the seconds of picture sampled from), which the model does not take (pop them too). With
+                `audio_mask` (0: no audio track, silence stands in) they say what an answer rests on.
             finish: `False` leaves the steps after the decoding and the crops to `finish`, where the model runs
                 (DataLoader workers then hand over a quarter of the bytes, and the GPU does a fifth of their work):
                 the training augmentation, the normalisation and the log-mel.
@@ -140,7 +145,7 @@ class AVCANetProcessor(ProcessorMixin):
             if len(audio) != len(videos):
                 raise ValueError(f"Got {len(audio)} audio clips for {len(videos)} videos.")
 
-        clips, operations, audio_parts, audio_mask, time_spans = [], [], [], [], []
+        clips, operations, audio_parts, audio_mask, time_spans, video_status = [], [], [], [], [], []
         with single_torch_thread():
             for index, video in enumerate(videos):
                 given = audio[index] if audio is not None else None
@@ -148,6 +153,7 @@ class AVCANetProcessor(ProcessorMixin):
                     video, given, audio is not None, sampling_rate, training, generator
                 )
                 clips.append(clip.augmented() if finish else clip.frames)
+                video_status.append((clip.truncated, clip.clip_duration))
                 operations.append(clip.augmentation)
                 audio_parts.append(audio_part)
                 audio_mask.append(has_audio)
@@ -167,6 +173,10 @@ class AVCANetProcessor(ProcessorMixin):
         data["audio_mask"] = torch.tensor(audio_mask, dtype=torch.long)  # (B,)
         if return_time_spans:
             data["segment_time_spans"] = torch.stack(time_spans)  # (B, S, 2)
+        if return_video_status:
+            truncated, seconds = zip(*video_status)
+            data["video_truncated"] = torch.tensor(truncated, dtype=torch.long)  # (B,)
+            data["video_decoded_seconds"] = torch.tensor(seconds, dtype=torch.float64)  # (B,)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def finish(self, inputs: dict) -> dict:

@@ -112,6 +112,7 @@ class AVCANetVideoReader:
     clip_duration: float
     has_audio: bool = False
     prepared: dict | None = None  # the settings tag of a prepared copy (`dataset_scripts.prepare`)
+    listed_frames: int | None = None  # frames the header lists, set only when fewer decode (a cut-off file)
 
     def require(self, short_side: int | None = None, sampling_rate: int | None = None):
         """Refuse (`PreparedVideoMismatchError`) when this is a prepared copy made for smaller frames than
@@ -164,6 +165,7 @@ class AVCANetVideoReader:
         if low == 0:
             raise VideoDecodingError(self.name, "no frame of the video stream can be decoded")
         last = self.get_frames([low - 1])
+        self.listed_frames = max(self.listed_frames or 0, self.num_frames)
         self.num_frames = low
         self.clip_duration = float(last.timestamps[0] + last.durations[0])  # the last good frame ends the clip
         return low
@@ -221,6 +223,7 @@ class TorchcodecVideoReader(AVCANetVideoReader):
             self.clip_duration = self.num_frames / (metadata.average_fps or 30.0)
         header, content = metadata.num_frames_from_header, metadata.num_frames_from_content
         if header and content and content < header:
+            self.listed_frames = header
             warnings.warn(
                 f"Video {name} looks truncated: its header lists {header} frames but only {content} are in the file; "
                 "using the frames that decode.",
@@ -325,6 +328,7 @@ class PyAVVideoReader(AVCANetVideoReader):
             self._scan_packets()
         header = self._stream.frames
         if header and self.num_frames < header:
+            self.listed_frames = header
             warnings.warn(
                 f"Video {self.name} looks truncated: its header lists {header} frames but only {self.num_frames} are "
                 "in the file; using the frames that decode.",

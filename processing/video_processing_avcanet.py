@@ -103,6 +103,7 @@ class AVCANetSampledClip:
     clip_duration: float  # seconds, the loop period
     segment_spans: torch.Tensor  # (S, 2) float64, start and end of each segment's frames, seconds in the clip
     augmentation: AVCANetSpatialAugmentation | None = None  # training's random choices (the crop already made)
+    truncated: bool = False  # the picture stops before the end its header announces: only the decodable prefix
 
     def augmented(self) -> torch.Tensor:
         """The frames with the augmentation operation applied."""
@@ -266,6 +267,7 @@ class AVCANetVideoProcessor(BaseVideoProcessor):
             reader.clip_duration,
             segment_time_spans(*timing),
             augmentation,
+            truncated=reader.listed_frames is not None,
         )
 
     def _crop(self, frames: torch.Tensor, augmentation: AVCANetSpatialAugmentation | None) -> torch.Tensor:

@@ -65,9 +65,9 @@ def check_lines(lines: list[dict], videos: list[Path]) -> None:
         if path.stem in ("garbage", "empty"):
             assert set(line) == {"path", "error"} and path.name in line["error"]
         else:
-            assert (
-                set(line) == {"path", "labels", "polarity"} and line["polarity"] == LABELS[line["labels"][0]["label"]]
-            )
+            assert set(line) == {"path", "labels", "polarity", "audio", "truncated"}
+            assert line["polarity"] == LABELS[line["labels"][0]["label"]]
+            assert line["audio"] is True and line["truncated"] is False  # every clip has sound and decodes whole
 
 
 def test_two_workers_give_the_lines_of_none_and_bad_files_get_their_error_line(model_dir, videos):
@@ -98,7 +98,7 @@ def test_two_workers_give_the_lines_of_none_and_bad_files_get_their_error_line(m
 def run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-5000:]
+    assert result.returncode in (0, 1), result.stderr[-5000:]  # 1: a file could not be read
     return result
 
 
@@ -118,3 +118,4 @@ def test_two_gloo_processes_write_the_merged_output_of_one(model_dir, videos, tm
     assert "Process 0 of 2: 4 file(s)" in merged.stderr and "Process 1 of 2: 3 file(s)" in merged.stderr
     for result in (single, merged):
         assert "2 of 7 file(s) could not be read" in result.stderr
+        assert result.returncode == 1  # some files could not be read; their lines were still written

@@ -157,7 +157,7 @@ def test_predict_writes_the_timeline_and_one_plot_per_video(media, tmp_path):
                str(broken), "--timeline", "--plot", str(plots), "--top_k", "2"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # a file could not be read; every line is still written
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["path"] for line in lines] == [str(media["cfr"]), str(media["vfr"]), str(broken)]
     config = json.loads((model / "config.json").read_text())

@@ -20,6 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/timeline.py (in a Space: beside app.py)
+from model_notice import synthetic_demo_notice  # noqa: E402
 from timeline import save_timeline_plot  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -58,6 +59,7 @@ class EmotionDemo:
 
         self.classifier = pipeline("video-classification", model=model, trust_remote_code=True)
         self.plots = Path(tempfile.mkdtemp(prefix="avcanet-demo-"))
+        self.notice = synthetic_demo_notice(self.classifier.model.config)
 
     def analyse(self, video: str | None):
         """Top emotions, a status line (polarity, or why the file could not be read) and the timeline plot."""
@@ -71,6 +73,11 @@ class EmotionDemo:
         labels = result["labels"]
         top = labels[0]
         status = f"**{top['label']}** ({top['score']:.0%}), polarity **{top['polarity'] or 'unknown'}**."
+        if result.get("audio") is False:  # older pipelines do not say: then nothing is claimed
+            status += " **No audio track**: the answer comes from the picture alone (no audio share in the timeline)."
+        if result.get("truncated"):
+            status += (f" **Truncated file**: the picture could not be decoded past {result['decoded_seconds']:.1f} s; "
+                       "only that part was used.")  # fmt: skip
         plot = save_timeline_plot(result["timeline"], self.plots / f"{Path(name).stem}.png", title=name)
         return {entry["label"]: entry["score"] for entry in labels}, status, str(plot)
 
@@ -84,11 +91,13 @@ def build_demo(model: str) -> gr.Blocks:
             f"Model: `{shown}`. Upload a short video; the timeline shows the emotion per segment and, below it, how "
             "much of each segment's top emotion the sound and the picture contribute."
         )
+        app = None if problem is not None else EmotionDemo(model)
+        if app is not None and app.notice:
+            gr.Markdown(f"**{app.notice}**", elem_id="notice")
         if problem is not None:
             print(problem, file=sys.stderr)
             gr.Markdown(f"### {problem}", elem_id="model-missing")
             return demo
-        app = EmotionDemo(model)
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(label="Video", sources=["upload"], elem_id="video")
@@ -97,12 +106,14 @@ def build_demo(model: str) -> gr.Blocks:
                 if clips:
                     gr.Examples(clips, inputs=video, label="Demo clips")
             with gr.Column(scale=2):
-                status = gr.Markdown(elem_id="status")
-                emotions = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotions")
-                plot = gr.Image(label="Timeline", type="filepath", elem_id="timeline", interactive=False)
+                # the labels name the API's outputs: /analyse -> labels, summary, timeline
+                status = gr.Markdown(label="summary", elem_id="status")
+                emotions = gr.Label(label="labels", show_label=False, num_top_classes=5, elem_id="emotions")
+                plot = gr.Image(label="timeline", type="filepath", elem_id="timeline", interactive=False)
         outputs = [emotions, status, plot]
-        button.click(app.analyse, inputs=video, outputs=outputs)
-        video.change(app.analyse, inputs=video, outputs=outputs)  # an upload, a demo clip picked, or a clear
+        button.click(app.analyse, inputs=video, outputs=outputs, api_name="analyse")
+        # an upload, a demo clip picked, or a clear: the same action, so not a second API endpoint
+        video.change(app.analyse, inputs=video, outputs=outputs, api_visibility="private")
     return demo
 
 
