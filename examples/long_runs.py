@@ -10,17 +10,34 @@ What a `Trainer` needs to survive a long run (`examples/train.py`'s `AVCANetTrai
   (`safe_checkpoints`).
 """
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
 
-from bad_videos import SKIPPED_KEY, SKIPPED_VIDEOS_FILE, SkippedVideoLog, is_empty_batch
+from bad_videos import ROW_KEY, SKIPPED_KEY, SKIPPED_VIDEOS_FILE, SkippedVideoLog, is_empty_batch
 from safe_checkpoints import deferred_rotation, mark_complete, rotate
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger("avcanet.long_runs")
+
+
+def batch_generator(rows: list[dict], seed: int | None, epoch: int) -> torch.Generator | None:
+    """
+    The random source of a training batch's augmentation, from the run's seed, the epoch and the rows' numbers
+    (`bad_videos.RowNumbered`) rather than from the global RNG: the draws of a batch then depend neither on when it
+    was decoded (a DataLoader decodes ahead; Trainer's resume decodes the first batch before it restores the RNG
+    state), nor on which worker decoded it. This is what makes a resumed run bit-exact. `None` (the global RNG) for a
+    stream, whose rows are not numbered, or without a seed.
+    """
+    numbers = [row.get(ROW_KEY) for row in rows]
+    if seed is None or not numbers or None in numbers:
+        return None
+    digest = hashlib.sha256(json.dumps([seed, epoch, numbers]).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 class LongRunTrainerMixin:
@@ -99,6 +116,12 @@ class LongRunTrainerMixin:
             path = self.skipped_videos.write(self.args.output_dir, records)
             logger.info(SkippedVideoLog.summary(records, path))
 
+    def _run_epoch(self, *args, **kwargs):
+        epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
+        if epoch is not None and hasattr(self.data_collator, "epoch"):
+            self.data_collator.epoch = epoch  # before the epoch's DataLoader workers start (they copy the collator)
+        return super()._run_epoch(*args, **kwargs)
+
     # ---- complete checkpoints ------------------------------------------------------------------------------------
 
     def _save_checkpoint(self, model, trial) -> None:
@@ -114,4 +137,4 @@ class LongRunTrainerMixin:
             rotate(pending)
 
 
-__all__ = ["LongRunTrainerMixin", "SKIPPED_VIDEOS_FILE"]
+__all__ = ["LongRunTrainerMixin", "SKIPPED_VIDEOS_FILE", "batch_generator"]

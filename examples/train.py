@@ -40,7 +40,7 @@ from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARI
 from dataset_scripts.video_folder import read_label_polarities_argument
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
-from long_runs import LongRunTrainerMixin
+from long_runs import LongRunTrainerMixin, batch_generator
 from processing import AVCANetProcessor
 from push_to_hub import push_folder_to_hub, write_model_card
 from safe_checkpoints import PreemptionCallback, resume_checkpoint
@@ -236,8 +236,11 @@ class ProcessingCollator:
             fusion has already mixed.)
     """
 
-    def __init__(self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None):
+    def __init__(
+        self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None, seed=None
+    ):
         self.processor, self.training, self.video_column, self.without = processor, training, video_column, without
+        self.seed, self.epoch = seed, 0  # with a seed, numbered rows draw their augmentation from (seed, epoch, rows)
 
     def __call__(self, rows: list[dict]) -> dict:
         """The batch of the rows that decode; the others are left out and listed (`bad_videos`)."""
@@ -248,7 +251,8 @@ class ProcessingCollator:
 
     def _decode(self, rows: list[dict]) -> dict:
         videos = [video_source(row[self.video_column]) for row in rows]
-        inputs = dict(self.processor(videos=videos, training=self.training, finish=False))
+        generator = batch_generator(rows, self.seed, self.epoch) if self.training else None
+        inputs = dict(self.processor(videos=videos, training=self.training, finish=False, generator=generator))
         inputs["labels"] = torch.tensor([row["label"] for row in rows])
         if self.without == "audio":
             inputs["audio_mask"] = torch.zeros_like(inputs["audio_mask"])
@@ -403,7 +407,7 @@ def main(argv: list[str] | None = None):
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=data.eval,
-        data_collator=ProcessingCollator(processor, training=True, video_column=data.video_column),
+        data_collator=ProcessingCollator(processor, True, data.video_column, seed=training_args.seed),
         eval_data_collator=ProcessingCollator(processor, training=False, video_column=data.video_column),
         processor=processor,
         compute_metrics=make_compute_metrics(model.config.id2label, model.config.label_polarities),
