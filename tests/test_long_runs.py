@@ -189,16 +189,31 @@ def test_a_broken_data_set_stops_before_training(tmp_path, parquet):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Preemption and interrupted saves, on the synthetic saved folder (16 training videos, batch 4: 4 steps an epoch)
+# Preemption and interrupted saves, on a saved folder of the synthetic set (16 training videos, batch 4: 4 steps an
+# epoch; 8 steps cross an epoch), without a test split (no test predictions at the end)
 # ---------------------------------------------------------------------------------------------------------------
-
-RESUMABLE = ["--max_steps", "12", "--save_steps", "4", "--save_total_limit", "1", "--learning_rate", "5e-4"]
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
+def saved_folder(tmp_path_factory) -> Path:
+    from dataset_scripts import generate_synthetic, save_dataset
+    from dataset_scripts.synthetic import LABEL_POLARITIES
+
+    folder = tmp_path_factory.mktemp("synthetic")
+    dataset = generate_synthetic(folder / "videos", videos_per_class={"train": 4, "validation": 1})
+    return save_dataset(dataset, folder / "saved", LABEL_POLARITIES)
+
+
+@pytest.fixture(scope="module")
+def resumable(saved_folder) -> list[str]:
+    return ["--dataset_dir", str(saved_folder), "--max_steps", "8", "--save_steps", "3", "--save_total_limit", "1",
+            "--learning_rate", "5e-4"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, resumable) -> Path:
     tmp_path = tmp_path_factory.mktemp("uninterrupted")
-    train(tmp_path, tmp_path / "run", *RESUMABLE)
+    train(tmp_path, tmp_path / "run", *resumable)
     return tmp_path / "run"
 
 
@@ -210,10 +225,10 @@ def assert_same_weights(expected_folder: Path, actual_folder: Path):
 
 
 def test_sigterm_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_exactly_where_an_uninterrupted_one_does(
-    tmp_path, uninterrupted
+    tmp_path, uninterrupted, resumable
 ):
     output_dir = tmp_path / "preempted"
-    command = TRAIN + ["--output_dir", str(output_dir), *SMALL_RUN, *RESUMABLE]
+    command = TRAIN + ["--output_dir", str(output_dir), *SMALL_RUN, *resumable]
     process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)  # fmt: skip
     lines, steps_logged = [], threading.Event()
@@ -221,7 +236,7 @@ def test_sigterm_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_exactly
     def read():
         for line in process.stdout:
             lines.append(line)
-            if sum("'loss'" in seen for seen in lines) >= 6:  # in step 7: between two checkpoints, in epoch 2
+            if sum("'loss'" in seen for seen in lines) >= 4:  # in step 5, in epoch 2
                 steps_logged.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -234,12 +249,12 @@ def test_sigterm_saves_a_checkpoint_exits_0_and_the_resumed_run_ends_bit_exactly
     assert "Stopped by SIGTERM" in log and "--resume_from_checkpoint last" in log
     saved = last_complete_checkpoint(output_dir)
     step = int(saved.name.split("-")[1])
-    assert 6 <= step < 12 and step % 4, saved  # a checkpoint of its own, not one of --save_steps
+    assert 5 <= step < 8, saved  # saved at the step under way, not at a --save_steps one before
     assert (saved / "optimizer.pt").exists() and (saved / "rng_state.pth").exists()
     assert (saved / "processor_config.json").exists()
     assert not (output_dir / "model.safetensors").exists()
 
-    resumed = train(tmp_path, output_dir, *RESUMABLE, "--resume_from_checkpoint", "last")
+    resumed = train(tmp_path, output_dir, *resumable, "--resume_from_checkpoint", "last")
     assert f"Resuming from {saved}" in resumed.stderr
     assert_same_weights(uninterrupted, output_dir)
 
@@ -251,33 +266,34 @@ KILLED_WHILE_SAVING = textwrap.dedent(
     import train
 
     save = train.AVCANetTrainer._save_optimizer_and_scheduler
-    def killed_at_step_8(self, output_dir):
-        if self.state.global_step == 8:  # the weights of checkpoint-8 are written, its optimizer is not
+    def killed_at_step_6(self, output_dir):
+        if self.state.global_step == 6:  # the weights of checkpoint-6 are written, its optimizer is not
             os.kill(os.getpid(), signal.SIGKILL)
         return save(self, output_dir)
-    train.AVCANetTrainer._save_optimizer_and_scheduler = killed_at_step_8
+    train.AVCANetTrainer._save_optimizer_and_scheduler = killed_at_step_6
     train.main(sys.argv[1:])
     """
 )
 
 
-def test_a_run_killed_while_saving_resumes_from_the_previous_checkpoint(tmp_path, uninterrupted):
+def test_a_run_killed_while_saving_resumes_from_the_previous_checkpoint(tmp_path, uninterrupted, resumable):
     script = tmp_path / "killed_while_saving.py"
     script.write_text(KILLED_WHILE_SAVING)
     output_dir = tmp_path / "killed"
-    command = [sys.executable, str(script), "--output_dir", str(output_dir), *SMALL_RUN, *RESUMABLE]
+    command = [sys.executable, str(script), "--output_dir", str(output_dir), *SMALL_RUN, *resumable]
     killed = subprocess.run(command, env=environment(tmp_path), capture_output=True, text=True, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert (output_dir / "checkpoint-8" / "model.safetensors").exists()
-    assert not (output_dir / "checkpoint-8" / CHECKPOINT_COMPLETE).exists()
+    assert (output_dir / "checkpoint-6" / "model.safetensors").exists()
+    assert not (output_dir / "checkpoint-6" / CHECKPOINT_COMPLETE).exists()
     # --save_total_limit 1: the previous checkpoint is still there, its rotation waits for the new one to be complete
-    assert (output_dir / "checkpoint-4" / CHECKPOINT_COMPLETE).exists()
-    assert last_complete_checkpoint(output_dir) == output_dir / "checkpoint-4"
+    assert (output_dir / "checkpoint-3" / CHECKPOINT_COMPLETE).exists()
+    assert last_complete_checkpoint(output_dir) == output_dir / "checkpoint-3"
 
-    resumed = train(tmp_path, output_dir, *RESUMABLE)  # the same command again: resumes by itself
-    assert f"Resuming from {output_dir / 'checkpoint-4'}" in resumed.stderr
+    resumed = train(tmp_path, output_dir, *resumable)  # the same command again: resumes by itself
+    assert f"Resuming from {output_dir / 'checkpoint-3'}" in resumed.stderr
+    assert "Removing" in resumed.stderr and "checkpoint-6: its save was interrupted" in resumed.stderr
     assert_same_weights(uninterrupted, output_dir)
-    assert [path.name for path in output_dir.glob("checkpoint-*")] == ["checkpoint-12"]
+    assert [path.name for path in output_dir.glob("checkpoint-*")] == ["checkpoint-8"]
 
 
 def test_resume_from_checkpoint_refuses_what_cannot_resume(tmp_path):
