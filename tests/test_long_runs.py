@@ -181,10 +181,12 @@ def test_a_stream_with_bad_rows_skips_them_as_it_goes(tmp_path, parquet):
 
 
 def test_a_broken_data_set_stops_before_training(tmp_path, parquet):
-    result = run_train(tmp_path, tmp_path / "broken", *PARQUET_RUN, "--dataset_name", str(parquet),
-                       "--validation_split_percentage", "50", "--max_steps", "2", check=False)  # fmt: skip
-    assert result.returncode != 0
-    assert "BadVideoFractionError" in result.stderr and "--max_bad_video_fraction 0.01" in result.stderr
+    from train import main
+
+    with pytest.raises(BadVideoFractionError, match=r"4 of 16 rows|more than --max_bad_video_fraction 0.01") as error:
+        main(["--output_dir", str(tmp_path / "broken"), *PARQUET_RUN, "--dataset_name", str(parquet),
+              "--validation_split_percentage", "50", "--max_steps", "2", "--cache_dir", str(tmp_path / "cache")])  # fmt: skip
+    assert "--max_bad_video_fraction 0.01" in str(error.value) and "split 'train', row" in str(error.value)
     assert not (tmp_path / "broken" / "model.safetensors").exists()
 
 
