@@ -38,9 +38,9 @@ from bad_videos import SkippedVideoLog, collate_skipping_bad_rows, drop_bad_rows
 from dataset_scripts import check_prepared_dataset, generate_synthetic, load_training_data, node_share, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
 from dataset_scripts.video_folder import read_label_polarities_argument
+from long_runs import LongRunTrainerMixin, batch_generator
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
-from long_runs import LongRunTrainerMixin, batch_generator
 from processing import AVCANetProcessor
 from push_to_hub import push_folder_to_hub, write_model_card
 from safe_checkpoints import PreemptionCallback, resume_checkpoint
