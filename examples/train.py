@@ -35,15 +35,18 @@ from accelerate.data_loader import prepare_data_loader
 from datasets import IterableDataset
 from torch.utils.data import DataLoader
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from bad_videos import SkippedVideoLog, collate_skipping_bad_rows, drop_bad_rows
 from dataset_scripts import check_prepared_dataset, generate_synthetic, load_training_data, node_share, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
 from dataset_scripts.video_folder import read_label_polarities_argument
+from long_runs import LongRunTrainerMixin, batch_generator
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from processing import AVCANetProcessor
 from push_to_hub import push_folder_to_hub, write_model_card
+from safe_checkpoints import PreemptionCallback, resume_checkpoint
 
 logger = logging.getLogger("avcanet.train")
 
@@ -130,6 +133,13 @@ class DataArguments:
     )
     synthetic_eval_per_class: int = field(default=6, metadata={"help": "Synthetic set: validation videos per class."})
     synthetic_test_per_class: int = field(default=10, metadata={"help": "Synthetic set: test videos per class."})
+    # a long run and its bad rows: docs/long-runs.md
+    skip_video_check: bool = field(
+        default=False, metadata={"help": "No decodability pre-pass; bad rows are then only skipped as they come."}
+    )
+    max_bad_video_fraction: float = field(
+        default=0.01, metadata={"help": "Stop when more of a split's videos than this cannot be decoded."}
+    )
 
 
 @dataclass
@@ -237,12 +247,23 @@ class ProcessingCollator:
             fusion has already mixed.)
     """
 
-    def __init__(self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None):
+    def __init__(
+        self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None, seed=None
+    ):
         self.processor, self.training, self.video_column, self.without = processor, training, video_column, without
+        self.seed, self.epoch = seed, 0  # with a seed, numbered rows draw their augmentation from (seed, epoch, rows)
 
     def __call__(self, rows: list[dict]) -> dict:
+        """The batch of the rows that decode; the others are left out and listed (`bad_videos`)."""
+        return collate_skipping_bad_rows(rows, self._decode, self._probe, self.video_column)
+
+    def _probe(self, row: dict):
+        self.processor(videos=[video_source(row[self.video_column])], finish=False)  # eval mode: no random draw
+
+    def _decode(self, rows: list[dict]) -> dict:
         videos = [video_source(row[self.video_column]) for row in rows]
-        inputs = dict(self.processor(videos=videos, training=self.training, finish=False))
+        generator = batch_generator(rows, self.seed, self.epoch) if self.training else None
+        inputs = dict(self.processor(videos=videos, training=self.training, finish=False, generator=generator))
         inputs["labels"] = torch.tensor([row["label"] for row in rows])
         if self.without == "audio":
             inputs["audio_mask"] = torch.zeros_like(inputs["audio_mask"])
@@ -270,7 +291,7 @@ class SaveProcessorCallback(TrainerCallback):
             self.processor.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
-class AVCANetTrainer(Trainer):
+class AVCANetTrainer(LongRunTrainerMixin, Trainer):
     """
     A Trainer for raw video rows: `data_collator` (a `ProcessingCollator`) decodes the training batches and
     `eval_data_collator` the evaluation and test ones; what they give is finished on the model's device
@@ -459,8 +480,14 @@ def main(argv: list[str] | None = None):
         raise ValueError("--streaming needs --max_steps: the length of a stream is not known in advance.")
 
     # the main process writes the synthetic set first; the others then read what it saved
+    skipped_videos = SkippedVideoLog(data_args.max_bad_video_fraction)
     with training_args.main_process_first(desc="preparing the data set"):
         data = load_data(data_args, training_args)
+        data.train, data.eval, data.test = (
+            drop_bad_rows(rows, split, data.video_column, skipped_videos, not data_args.skip_video_check,
+                          cache_dir=data_args.cache_dir)
+            for rows, split in ((data.train, "train"), (data.eval, "eval"), (data.test, "test"))
+        )  # fmt: skip
     model = build_model(model_args, data.label_polarities)
     # predict.py, the demo page and the model card tell the synthetic demo model apart by it (examples/model_notice.py)
     model.config.synthetic_demo = data_args.dataset_dir is None and data_args.dataset_name is None
@@ -482,19 +509,25 @@ def main(argv: list[str] | None = None):
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=data.eval,
-        data_collator=ProcessingCollator(processor, training=True, video_column=data.video_column),
+        data_collator=ProcessingCollator(processor, True, data.video_column, seed=training_args.seed),
         eval_data_collator=ProcessingCollator(processor, training=False, video_column=data.video_column),
         processor=processor,
         compute_metrics=make_compute_metrics(model.config.id2label, model.config.label_polarities),
-        callbacks=[SaveProcessorCallback(processor)],
+        callbacks=[SaveProcessorCallback(processor), preemption := PreemptionCallback()],
+        skipped_videos=skipped_videos,
     )
 
-    last_checkpoint = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
-    resume_from = training_args.resume_from_checkpoint or last_checkpoint
+    resume_from = resume_checkpoint(
+        training_args.resume_from_checkpoint, training_args.output_dir, training_args.process_index == 0
+    )
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
         warn_if_finished(resume_from)
     train_result = trainer.train(resume_from_checkpoint=resume_from)
+    if preemption.stopped_at is not None:
+        logger.info("Stopped by SIGTERM; saved %s-%d. Resume with the same command (or --resume_from_checkpoint "
+                    "last).", Path(training_args.output_dir) / PREFIX_CHECKPOINT_DIR, preemption.stopped_at)
+        return trainer
     trainer.save_model()  # best model (load_best_model_at_end) and its code, into output_dir
     if trainer.is_world_process_zero():
         processor.save_pretrained(training_args.output_dir)

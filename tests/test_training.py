@@ -198,11 +198,11 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     command = TRAIN + ["--output_dir", str(killed), *SMALL_RUN, *steps]
     process = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
-    while not (killed / "checkpoint-4" / "trainer_state.json").exists():
+    while not (killed / "checkpoint-4" / "checkpoint_complete").exists():
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)  # trainer_state.json is the last file of a checkpoint
+    process.send_signal(signal.SIGKILL)  # the marker is the last file of a checkpoint (examples/safe_checkpoints.py)
     process.wait()
     assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
 
