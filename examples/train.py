@@ -40,6 +40,7 @@ from dataset_scripts.video_folder import read_label_polarities_argument
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from processing import AVCANetProcessor
+from out_of_memory import out_of_memory_advice
 from push_to_hub import push_folder_to_hub, write_model_card
 
 logger = logging.getLogger("avcanet.train")
@@ -391,7 +392,8 @@ def main(argv: list[str] | None = None):
     resume_from = training_args.resume_from_checkpoint or last_checkpoint
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    with out_of_memory_advice(training_args):  # a message naming the batch and the levers, not a traceback
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()  # best model (load_best_model_at_end) and its code, into output_dir
     if trainer.is_world_process_zero():
         processor.save_pretrained(training_args.output_dir)
