@@ -198,29 +198,35 @@ def train_phase(model, runner, result: dict, timer, device, args) -> dict:
     return result
 
 
-def largest_saved_tensors(runner, inputs: dict, device, args) -> dict:
+def largest_saved_tensors(model, runner, inputs: dict, device, args) -> dict:
     """The tensors autograd keeps from the forward for the backward pass of one training step, largest first (one
-    entry per storage, with the op that saved it), and their total."""
-    storages = {}
+    entry per storage, with the innermost module whose forward saved it), and their total. Parameters (leaves that
+    require a gradient) are there anyway and are not counted."""
+    storages, modules = {}, []
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda module, inputs, name=name: modules.append(name)))
+        handles.append(module.register_forward_hook(lambda module, inputs, output: modules.pop()))
 
     def pack(tensor):
         storage = tensor.untyped_storage()
         key = storage.data_ptr()
-        if key not in storages:
-            node = torch._C._current_autograd_node()
+        if key not in storages and not (tensor.is_leaf and tensor.requires_grad):
             storages[key] = (storage.nbytes(), tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."),
-                             type(node).__name__ if node is not None else "?")  # fmt: skip
+                             modules[-1] if modules else "(outside modules)")  # fmt: skip
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast(device, args.bf16):
         loss = runner(**inputs).loss
     loss.backward()
+    for handle in handles:
+        handle.remove()
     ranked = sorted(storages.values(), reverse=True)
     return {
         "total_mib": sum(entry[0] for entry in ranked) / 2**20,
         "count": len(ranked),
-        "largest": [{"mib": size / 2**20, "shape": shape, "dtype": dtype, "saved_by": node}
-                    for size, shape, dtype, node in ranked[: args.largest_tensors]],  # fmt: skip
+        "largest": [{"mib": size / 2**20, "shape": shape, "dtype": dtype, "saved_in": module}
+                    for size, shape, dtype, module in ranked[: args.largest_tensors]],  # fmt: skip
     }
 
 
@@ -501,8 +507,8 @@ def report(summary: dict, args):
             saved = result["largest_tensors"]
             print(f"\n{key}: the backward pass keeps {saved['count']} tensors, {saved['total_mib']:.0f} MiB "
                   "(parameters not counted); the largest:")  # fmt: skip
-            print(markdown_table(["MiB", "shape", "dtype", "saved by"],
-                                 [[f"{t['mib']:.1f}", "x".join(map(str, t["shape"])), t["dtype"], t["saved_by"]]
+            print(markdown_table(["MiB", "shape", "dtype", "saved in (module)"],
+                                 [[f"{t['mib']:.1f}", "x".join(map(str, t["shape"])), t["dtype"], t["saved_in"]]
                                   for t in saved["largest"]]))  # fmt: skip
     ours = next((result for key, result in summary.items() if key.startswith("avcanet|")), {})
     if "forward_parts" in ours:
