@@ -64,18 +64,18 @@ class AVCANetWindowAttentionFunction(torch.autograd.Function):
             q, k, v, out, grad_out = query[rows], key[rows], value[rows], output[rows], grad_output[rows]
             # the forward's probabilities again, (chunk, windows, heads, N, N)
             scores = torch.matmul(q, k.transpose(-2, -1)).to(accumulate).mul_(scale)
-            scores = scores.view(stop - start, -1, heads, tokens, tokens).add_(float_mask)
+            scores = scores.reshape(stop - start, -1, heads, tokens, tokens).add_(float_mask)
             probs = torch.softmax(scores, dim=-1)
             del scores
-            probs_low = probs.view(-1, heads, tokens, tokens).to(q.dtype)
+            probs_low = probs.reshape(-1, heads, tokens, tokens).to(q.dtype)
             grad_value[rows] = torch.matmul(probs_low.transpose(-2, -1), grad_out)
             del probs_low
             # softmax backward: dS = P * (dP - rowsum(dO * O))
             grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).to(accumulate)
             delta = (grad_out.to(accumulate) * out.to(accumulate)).sum(dim=-1, keepdim=True)
-            grad_scores = probs.view(-1, heads, tokens, tokens).mul_(grad_probs.sub_(delta))
+            grad_scores = probs.reshape(-1, heads, tokens, tokens).mul_(grad_probs.sub_(delta))
             del grad_probs
-            grad_mask += grad_scores.view(stop - start, -1, heads, tokens, tokens).sum(dim=0)
+            grad_mask += grad_scores.reshape(stop - start, -1, heads, tokens, tokens).sum(dim=0)
             grad_scores = grad_scores.to(q.dtype)
             grad_query[rows] = torch.matmul(grad_scores, k).mul_(scale)
             grad_key[rows] = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(scale)
