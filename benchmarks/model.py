@@ -189,7 +189,7 @@ def train_phase(model, runner, result: dict, timer, device, args) -> dict:
     result["optimizer_s"] = optimizer_s
     result["peak_training_mib"] = peak_memory_mib(device)
     if args.largest_tensors:
-        result["largest_tensors"] = largest_saved_tensors(runner, inputs, device, args)
+        result["largest_tensors"] = largest_saved_tensors(model, runner, inputs, device, args)
 
     if args.child == "avcanet" and args.parts:
         result["train_parts"] = isolated_parts(model, inputs, timer, args)
