@@ -105,20 +105,22 @@ def largest_batches(args) -> dict:
         peaks = {batch: training_peak_mib(name, batch, args)["peak_training_mib"] for batch in (small, large)}
         per_video = (peaks[large] - peaks[small]) / (large - small)
         fixed = peaks[small] - small * per_video
-        fits = {size: max(0, int((0.9 * size * 1e9 / 2**20 - fixed) // per_video)) for size in GPU_SIZES_GB}
+        # RSS noise can exceed a tiny model's activations: no slope, no prediction
+        fits = {size: max(0, int((0.9 * size * 1e9 / 2**20 - fixed) // per_video)) if per_video > 0 else None
+                for size in GPU_SIZES_GB}  # fmt: skip
         out[name] = {"peaks_mib": peaks, "per_video_mib": per_video, "fixed_mib": fixed, "largest_batch": fits}
         print(f"{name}: peak {peaks[small]:.0f} MiB at batch {small}, {peaks[large]:.0f} MiB at batch {large}: "
               f"{per_video:.0f} MiB per video + {fixed:.0f} MiB", flush=True)  # fmt: skip
         if args.device.startswith("cuda"):
             total_gb = torch.cuda.get_device_properties(0).total_memory / 1e9
             measured = training_peak_mib(name, large, args, find_max_batch=True).get("max_batch")
-            predicted = int((0.9 * total_gb * 1e9 / 2**20 - fixed) // per_video)
+            predicted = int((0.9 * total_gb * 1e9 / 2**20 - fixed) // per_video) if per_video > 0 else None
             out[name]["this_gpu"] = {"total_gb": total_gb, "predicted": predicted, "measured": measured}
             print(f"{name}: this GPU ({total_gb:.0f} GB): predicted {predicted}, measured {measured}", flush=True)
     memory = "GPU memory" if args.device.startswith("cuda") else "RSS (CPU: an indication only)"
     header = ["model", f"{memory} per video MiB", "fixed MiB"] + [f"{size} GB" for size in GPU_SIZES_GB]
     rows = [[name, f"{result['per_video_mib']:.0f}", f"{result['fixed_mib']:.0f}"]
-            + [str(result["largest_batch"][size]) for size in GPU_SIZES_GB] for name, result in out.items()]  # fmt: skip
+            + [str(result["largest_batch"][size] or "n/a") for size in GPU_SIZES_GB] for name, result in out.items()]  # fmt: skip
     print(f"\nlargest training batch per GPU size (bf16 {args.bf16}, gradient checkpointing "
           f"{args.gradient_checkpointing}):")  # fmt: skip
     print(markdown_table(header, rows), flush=True)
