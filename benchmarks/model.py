@@ -206,7 +206,7 @@ def largest_saved_tensors(model, runner, inputs: dict, device, args) -> dict:
     handles = []
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(lambda module, inputs, name=name: modules.append(name)))
-        handles.append(module.register_forward_hook(lambda module, inputs, output: modules.pop()))
+        handles.append(module.register_forward_hook(lambda module, inputs, output: modules.pop() and None))
 
     def pack(tensor):
         storage = tensor.untyped_storage()
