@@ -203,10 +203,14 @@ def largest_saved_tensors(model, runner, inputs: dict, device, args) -> dict:
     entry per storage, with the innermost module whose forward saved it), and their total. Parameters (leaves that
     require a gradient) are there anyway and are not counted."""
     storages, modules = {}, []
+
+    def leave(module, inputs, output):
+        modules.pop()  # returns None: a forward hook's return value would replace the output
+
     handles = []
     for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(lambda module, inputs, name=name: modules.append(name)))
-        handles.append(module.register_forward_hook(lambda module, inputs, output: modules.pop() and None))
+        handles.append(module.register_forward_pre_hook(lambda module, inputs, name=name: modules.append(name) or None))
+        handles.append(module.register_forward_hook(leave))
 
     def pack(tensor):
         storage = tensor.untyped_storage()
