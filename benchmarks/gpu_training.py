@@ -4,6 +4,15 @@ One script for a GPU machine, one run (the device time lent to a session is shor
 
     python benchmarks/gpu_training.py --device cuda --bf16                  # paper config, batch 16, ~5 min
     python benchmarks/gpu_training.py --quick                               # CPU, CPU-demo config (< 2 min)
+    python benchmarks/gpu_training.py --device cuda --bf16 --gradient-checkpointing --memory-only  # batch table only
+
+Largest batch per GPU size: before the throughput runs, each model (AV-CANet and VideoMAE-base, with the same
+switches) runs one training step at two batch sizes (`--memory-batches`, each in a fresh process, `benchmarks/model.py`)
+and the peak GPU memory (`torch.cuda.max_memory_allocated`) gives the memory per video and the fixed part (weights,
+gradients, AdamW state); from them, the largest batch that fits in 24, 40, 80 and 141 GB (90 % of each, the rest for
+the CUDA context and fragmentation). On a GPU the largest batch that really fits this one is then found by trying
+steps (doubling, then bisecting: `model.py --find-max-batch`) next to the prediction. On a CPU the same is computed
+from the peak RSS, as an indication only.
 
 For each clip (10 s 640x360 and 30 s 720x1280 H.264 + AAC, each read through the page cache as many times as the
 steps need), in one process:
@@ -22,6 +31,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+import subprocess
+import sys
 
 import torch
 from common import DEFAULT_MEDIA_DIR, MEDIA, machine, markdown_table, media_file
@@ -68,11 +80,62 @@ def fed_rate(dataset, processor, model, batch_size: int, warmup: int, args) -> f
     return count / (timer.now() - start)
 
 
+GPU_SIZES_GB = (24, 40, 80, 141)
+MODEL_SCRIPT = Path(__file__).resolve().parent / "model.py"
+
+
+def training_peak_mib(name: str, batch_size: int, args, find_max_batch: bool = False) -> dict:
+    """One training step of `name` at `batch_size` in a fresh process (`model.py`'s child): peak memory, step time."""
+    command = [sys.executable, str(MODEL_SCRIPT), "--child", name, "--device", args.device, "--batch-size",
+               str(batch_size), "--repeats", "1", "--warmup", "1", "--no-inference", "--no-parts",
+               "--config", "cpu-demo" if args.quick else "default"]  # fmt: skip
+    command += ["--bf16"] * args.bf16 + ["--gradient-checkpointing"] * args.gradient_checkpointing
+    command += ["--find-max-batch"] * find_max_batch
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{name} at batch {batch_size} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def largest_batches(args) -> dict:
+    """Per model: memory per video and fixed memory from two measured batches, and the largest batch per GPU size."""
+    small, large = args.memory_batches
+    out = {}
+    for name in ("avcanet",) if args.quick else ("avcanet", "videomae"):
+        peaks = {batch: training_peak_mib(name, batch, args)["peak_training_mib"] for batch in (small, large)}
+        per_video = (peaks[large] - peaks[small]) / (large - small)
+        fixed = peaks[small] - small * per_video
+        # RSS noise can exceed a tiny model's activations: no slope, no prediction
+        fits = {size: max(0, int((0.9 * size * 1e9 / 2**20 - fixed) // per_video)) if per_video > 0 else None
+                for size in GPU_SIZES_GB}  # fmt: skip
+        out[name] = {"peaks_mib": peaks, "per_video_mib": per_video, "fixed_mib": fixed, "largest_batch": fits}
+        print(f"{name}: peak {peaks[small]:.0f} MiB at batch {small}, {peaks[large]:.0f} MiB at batch {large}: "
+              f"{per_video:.0f} MiB per video + {fixed:.0f} MiB", flush=True)  # fmt: skip
+        if args.device.startswith("cuda"):
+            total_gb = torch.cuda.get_device_properties(0).total_memory / 1e9
+            measured = training_peak_mib(name, large, args, find_max_batch=True).get("max_batch")
+            predicted = int((0.9 * total_gb * 1e9 / 2**20 - fixed) // per_video) if per_video > 0 else None
+            out[name]["this_gpu"] = {"total_gb": total_gb, "predicted": predicted, "measured": measured}
+            print(f"{name}: this GPU ({total_gb:.0f} GB): predicted {predicted}, measured {measured}", flush=True)
+    memory = "GPU memory" if args.device.startswith("cuda") else "RSS (CPU: an indication only)"
+    header = ["model", f"{memory} per video MiB", "fixed MiB"] + [f"{size} GB" for size in GPU_SIZES_GB]
+    rows = [[name, f"{result['per_video_mib']:.0f}", f"{result['fixed_mib']:.0f}"]
+            + [str(result["largest_batch"][size] or "n/a") for size in GPU_SIZES_GB] for name, result in out.items()]  # fmt: skip
+    print(f"\nlargest training batch per GPU size (bf16 {args.bf16}, gradient checkpointing "
+          f"{args.gradient_checkpointing}):")  # fmt: skip
+    print(markdown_table(header, rows), flush=True)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CPU-demo config, batch 4, 10 s clip only")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="gradient_checkpointing_enable()")
+    parser.add_argument("--memory-batches", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+                        help="batches measured for the memory per video (default 8 32 on a GPU, 1 2 on a CPU)")  # fmt: skip
+    parser.add_argument("--memory-only", action="store_true", help="the largest-batch table only")
     parser.add_argument("--batch-size", type=int, help="default 16 (--quick 4)")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds of one batch per DataLoader worker")
     parser.add_argument("--media-dir", type=Path, default=DEFAULT_MEDIA_DIR)
@@ -85,12 +148,22 @@ def main():
     settings = loader_settings(args.device)
     warmup = max(1, settings["num_workers"])  # batches: the first round
     steps = warmup * args.rounds
-    print(f"machine: {machine()}; {config_name} config on {args.device}, bf16 {args.bf16}, batch {batch_size}, "
+    print(f"machine: {machine()}; {config_name} config on {args.device}, bf16 {args.bf16}, gradient checkpointing "
+          f"{args.gradient_checkpointing}, batch {batch_size}, "
           f"{steps} timed steps; loader {settings}", flush=True)  # fmt: skip
 
+    args.memory_batches = args.memory_batches or ([8, 32] if args.device.startswith("cuda") else [1, 2])
+    results = {"largest_batches": largest_batches(args)}
+    if args.memory_only:
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        return
+
     model = build("avcanet", config_name).to(args.device)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     processor = AVCANetProcessor.from_model_config(model.config)
-    results = {"model_alone": model_rate(model, "avcanet", batch_size, steps, args)}
+    results["model_alone"] = model_rate(model, "avcanet", batch_size, steps, args)
     print(f"model alone (random inputs): {results['model_alone']:.1f} videos/s", flush=True)
     videos = batch_size * (warmup + steps)
     with tempfile.TemporaryDirectory(prefix="avcanet-gpu-bench-") as tmp:

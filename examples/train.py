@@ -44,6 +44,7 @@ from dataset_scripts.video_folder import read_label_polarities_argument
 from long_runs import LongRunTrainerMixin, batch_generator
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
+from out_of_memory import out_of_memory_advice
 from processing import AVCANetProcessor
 from push_to_hub import push_folder_to_hub, write_model_card
 from safe_checkpoints import PreemptionCallback, resume_checkpoint
@@ -523,7 +524,8 @@ def main(argv: list[str] | None = None):
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
         warn_if_finished(resume_from)
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    with out_of_memory_advice(training_args):  # a message naming the batch and the levers, not a traceback
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
     if preemption.stopped_at is not None:
         logger.info("Stopped by SIGTERM; saved %s-%d. Resume with the same command (or --resume_from_checkpoint "
                     "last).", Path(training_args.output_dir) / PREFIX_CHECKPOINT_DIR, preemption.stopped_at)

@@ -15,8 +15,10 @@ from torchvision.models.video.swin_transformer import (
     _get_window_and_shift_size,
 )
 from transformers import AutoModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_avcanet import AVCANetConfig
+from .window_attention_avcanet import window_attention_with_mask_gradient
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -62,19 +64,21 @@ def shifted_window_mask(padded_size: tuple, window_size: tuple, shift_size: tupl
 
 class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
     """
-    torchvision's 3-D shifted-window attention (same parameters and state-dict keys, same outputs up to float
-    rounding) that, when no gradient has to reach the relative position bias (eval, inference, a frozen backbone),
-    computes the attention with one fused `scaled_dot_product_attention`, the bias and the shift mask as its additive
-    mask: about 2x faster attention and a ~20 % faster AV-CANet forward on CPU (`benchmarks/model.py`). PyTorch's
-    fused kernels return no gradient for the mask, so with one needed (training) torchvision's computation runs, as
-    it always does with `attn_implementation="eager"`.
+    torchvision's 3-D shifted-window attention (same parameters and state-dict keys, same outputs and gradients up to
+    float rounding) computed with one fused `scaled_dot_product_attention`, the bias and the shift mask as its additive
+    mask: about 2x faster attention and a ~20 % faster AV-CANet forward on CPU (`benchmarks/model.py`). When the bias
+    needs a gradient (training), `AVCANetWindowAttentionFunction` runs the same fused forward and a backward that also
+    returns the mask's gradient, keeping no attention matrix in between (PyTorch's fused kernels return no gradient
+    for the mask; torchvision's computation keeps every window's scores and probabilities). torchvision's own
+    computation runs with `attn_implementation="eager"`, and in training with attention dropout on the bias.
     """
 
     config: AVCANetConfig | None = None  # set by the encoder: the model's config chooses the implementation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         eager = self.config is not None and self.config._attn_implementation == "eager"
-        if eager or (torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad):
+        bias_needs_grad = torch.is_grad_enabled() and self.relative_position_bias_table.requires_grad
+        if eager or (bias_needs_grad and self.training and self.attention_dropout > 0):
             return super().forward(x)
         batch_size, t, h, w, channels = x.shape
         window_size, shift_size = _get_window_and_shift_size(list(self.shift_size), [t, h, w], list(self.window_size))
@@ -92,12 +96,15 @@ class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
         x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch_size * num_windows, tokens, channels)
         qkv = self.qkv(x).reshape(batch_size * num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B * windows, heads, tokens, head_dim)
-        if shifted:
-            region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x)
-            # (windows, heads, tokens, tokens) repeated for every clip: windows are batch-major
-            mask = (mask + region_mask[:, None].to(mask.dtype)).repeat(batch_size, 1, 1, 1)
-        dropout = self.attention_dropout if self.training else 0.0
-        x = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.dtype), dropout_p=dropout)
+        region_mask = shifted_window_mask(padded, tuple(window_size), tuple(shift_size), x) if shifted else None
+        if bias_needs_grad:
+            x = window_attention_with_mask_gradient(query, key, value, mask, region_mask)
+        else:
+            if shifted:
+                # (windows, heads, tokens, tokens) repeated for every clip: windows are batch-major
+                mask = (mask + region_mask[:, None].to(mask.dtype)).repeat(batch_size, 1, 1, 1)
+            dropout = self.attention_dropout if self.training else 0.0
+            x = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.to(query.dtype), dropout_p=dropout)
         x = x.transpose(1, 2).reshape(batch_size * num_windows, tokens, channels)
         x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
         # reverse the partition, the shift and the padding
@@ -108,10 +115,19 @@ class AVCANetWindowAttention3d(ShiftedWindowAttention3d):
         return x[:, :t, :h, :w].contiguous()
 
 
-def swin_block_with_fused_attention(*args, **kwargs) -> SwinTransformerBlock:
-    """torchvision's Swin block with `AVCANetWindowAttention3d` (`SwinTransformer3d` passes its own `attn_layer`)."""
+class AVCANetSwinTransformerBlock(SwinTransformerBlock, GradientCheckpointingLayer):
+    """
+    torchvision's Swin block (same parameters, state-dict keys and computation) as a transformers
+    `GradientCheckpointingLayer`: with `gradient_checkpointing_enable()` each block keeps only its input for the
+    backward pass and recomputes the rest (its drop-path draw included: checkpointing restores the RNG state), so the
+    peak holds one block's activations instead of one stage's.
+    """
+
+
+def swin_block_with_fused_attention(*args, **kwargs) -> AVCANetSwinTransformerBlock:
+    """The Swin block with `AVCANetWindowAttention3d` (`SwinTransformer3d` passes its own `attn_layer`)."""
     kwargs["attn_layer"] = AVCANetWindowAttention3d
-    return SwinTransformerBlock(*args, **kwargs)
+    return AVCANetSwinTransformerBlock(*args, **kwargs)
 
 
 class AVCANetSwinVisualEncoder(nn.Module):
@@ -133,6 +149,8 @@ class AVCANetSwinVisualEncoder(nn.Module):
             if isinstance(module, AVCANetWindowAttention3d):
                 module.config = config
         self.dropout = nn.Dropout(config.visual_dropout)
+        # set by `gradient_checkpointing_enable()` like every block's flag; the blocks do the checkpointing (a whole
+        # stage at once would recompute, and hold, two to six blocks' activations in the backward pass)
         self.gradient_checkpointing = False
 
     def get_input_embeddings(self) -> nn.Module:
@@ -146,11 +164,8 @@ class AVCANetSwinVisualEncoder(nn.Module):
         # (N, T, C, H, W) -> (N, C, T, H, W)
         hidden = self.backbone.patch_embed(clips.transpose(1, 2))  # (N, T', H', W', D0)
         hidden = self.backbone.pos_drop(hidden)
-        for stage in self.backbone.features:
-            if self.gradient_checkpointing and self.training:
-                hidden = self._gradient_checkpointing_func(stage, hidden)
-            else:
-                hidden = stage(hidden)
+        # stages of blocks and patch mergings; with gradient checkpointing on, each block checkpoints itself
+        hidden = self.backbone.features(hidden)
         hidden = self.backbone.norm(hidden)  # (N, T', H', W', D)
         # the release pools space, drops out, then averages time
         hidden = self.dropout(hidden.mean(dim=(2, 3)))  # (N, T', D)

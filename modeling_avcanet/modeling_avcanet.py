@@ -358,7 +358,7 @@ class AVCANetPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     # "sdpa" (the default) and "eager" in every attention layer; see `AVCANetWindowAttention3d` for the Swin windows
     _supports_sdpa = True
-    _no_split_modules = ["AVCANetPyramidLevel", "SwinTransformerBlock", "BasicBlock"]
+    _no_split_modules = ["AVCANetPyramidLevel", "AVCANetSwinTransformerBlock", "BasicBlock"]
     # forward reduces its loss by `num_items_in_batch`, so Trainer must pass it and must not divide by accumulation
     accepts_loss_kwargs = True
 
