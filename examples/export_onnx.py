@@ -182,10 +182,10 @@ def write_int8(output_dir: Path, fp32_session, calibration_inputs: dict, check_i
     for candidate in ("static", "dynamic") if method == "auto" else (method,):
         path = output_dir / f"model_int8_{candidate}.onnx"
         quantize(fp32_path, path, candidate, calibration_inputs)
-        results[candidate] = compare_int8(fp32_session, fp32_path, path, check_inputs)
-        print(f"int8 {candidate}: top-1 agreement {results[candidate]['agreement']:.1%}, max |logit diff| "
-              f"{results[candidate]['max_diff']:.2e}, {results[candidate]['int8_ms']:.1f} ms vs fp32 "
-              f"{results[candidate]['fp32_ms']:.1f} ms, {results[candidate]['size_ratio']:.2f}x the fp32 size")  # fmt: skip
+        result = results[candidate] = compare_int8(fp32_session, fp32_path, path, check_inputs)
+        print(f"int8 {candidate}: top-1 agreement {result['agreement']:.1%}, "
+              f"max |logit diff| {result['max_diff']:.2e}, {result['int8_ms']:.1f} ms vs fp32 "
+              f"{result['fp32_ms']:.1f} ms, {result['size_ratio']:.2f}x the fp32 size")
     keeping = [name for name in results if results[name]["agreement"] >= AGREEMENT_TARGET]
     chosen = (min(keeping, key=lambda name: results[name]["int8_ms"]) if keeping
               else max(results, key=lambda name: results[name]["agreement"]))  # fmt: skip
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ERROR: the export differs from the eager model by more than {args.tolerance:g}", file=sys.stderr)
             return 1
         if args.int8:
-            calibration = processor_inputs(processor, make_clips(scratch / "calibration", args.calibration_clips, seed=7))
+            clips = make_clips(scratch / "calibration", args.calibration_clips, seed=7)
+            calibration = processor_inputs(processor, clips)
             chosen = write_int8(args.output_dir, fp32_session, calibration, check_inputs, args.int8_method)
             print(f"wrote {args.output_dir / 'model_int8.onnx'} ({chosen['method']}): top-1 agreement "
                   f"{chosen['agreement']:.1%}, {chosen['int8_ms'] / chosen['fp32_ms']:.2f}x the fp32 time, "
