@@ -179,6 +179,7 @@ def bench_config(name: str, args, work: Path) -> dict:
                 "max_diff": float(np.abs(values - reference).max()),
                 "agreement": float((values.argmax(-1) == reference.argmax(-1)).mean()),
             }
+        print(json.dumps({key: value for key, value in results.items()}), flush=True)  # before the lock wait
         for batch_size in args.batch_sizes:  # warm every path at each timed size before the exclusive part
             for runner in runners.values():
                 runner({key: value[:batch_size] for key, value in test.items()})
