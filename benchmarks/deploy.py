@@ -185,8 +185,10 @@ def bench_config(name: str, args, work: Path) -> dict:
                 runner({key: value[:batch_size] for key, value in test.items()})
 
     repeats = args.repeats.get(name, 3)
-    for batch_size in args.batch_sizes:  # the lock taken exclusively per batch size: short holds
-        with cpu_lock(args.lock, exclusive=True):
+    # one exclusive hold for every batch size: on a busy machine a waiting writer can starve for an hour (new readers
+    # keep being let in), so it is taken once
+    with cpu_lock(args.lock, exclusive=True):
+        for batch_size in args.batch_sizes:
             inputs = {key: value[:batch_size] for key, value in test.items()}
             for label, runner in runners.items():
                 times = latencies_ms(runner, inputs, repeats)
