@@ -3,6 +3,7 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
 
     python examples/predict.py outputs/avcanet-demo clip.mp4 more_clips/ --top_k 3
     python examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --bf16 --output predictions.jsonl
+    python examples/predict.py --onnx outputs/avcanet-onnx videos/ --int8   # an export of examples/export_onnx.py
     accelerate launch examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --output predictions.jsonl
 
 Each line holds the file, its top-k labels with probabilities and the polarity of the top label, `"audio"` (false: the
@@ -88,7 +89,7 @@ def predict(
 ) -> Iterator[dict]:
     """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read."""
     config = model.config
-    device = next(model.parameters()).device
+    device = model.device  # an onnxruntime model (`--onnx`) takes its inputs on the CPU
     # older saved processors know neither `return_time_spans` nor `return_video_status`: ask only for what they know
     processor_kwargs = {"return_time_spans": True} if timeline else {}
     if "return_video_status" in inspect.signature(processor.__call__).parameters:
@@ -180,7 +181,7 @@ def open_output(path: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a saved AV-CANet folder or Hub repository")
-    parser.add_argument("inputs", nargs="+", help="video files and folders of videos")
+    parser.add_argument("inputs", nargs="*", help="video files and folders of videos")
     parser.add_argument("--top_k", type=int, default=3, help="labels per video (default: 3)")
     parser.add_argument("--batch_size", type=int, default=4, help="videos per model call (default: 4)")
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers decoding ahead of the model")
@@ -189,8 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
     parser.add_argument("--timeline", action="store_true", help="add each video's per-segment emotion timeline")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write one timeline PNG per video into DIR")
+    parser.add_argument("--onnx", metavar="DIR", help="run the export in DIR (examples/export_onnx.py) with "
+                        "onnxruntime instead of a PyTorch model; then every positional argument is an input")
+    parser.add_argument("--int8", action="store_true", help="with --onnx: its int8 copy (model_int8.onnx)")
     args = parser.parse_args(argv)
-    problem = model_location_problem(args.model)
+    if args.onnx:
+        args.inputs = [args.model, *args.inputs]
+        if args.bf16:
+            parser.error("--bf16 is for the PyTorch model; an export runs in its own precision (see --int8)")
+    elif not args.inputs:
+        parser.error("give video files or folders after the model")
+    elif args.int8:
+        parser.error("--int8 needs --onnx DIR")
+    problem = model_location_problem(args.onnx or args.model)
     if problem is not None:
         print(f"predict.py: {problem}", file=sys.stderr)
         return 2
@@ -202,8 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     # one process, or one of those `accelerate launch` started (on CPU, accelerate forms the group only when told)
     state = PartialState(cpu=args.device == "cpu" or not torch.accelerator.is_available())
     device = args.device or state.device
-    model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
-    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    if args.onnx:
+        from processing.onnx_avcanet import AVCANetOnnxModel
+
+        model = AVCANetOnnxModel.from_pretrained(args.onnx, int8=args.int8)
+        processor = model.processor
+    else:
+        model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).to(device).eval()
+        processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     notice = synthetic_demo_notice(model.config)
     if notice and state.is_main_process:
         print(notice, file=sys.stderr)

@@ -64,6 +64,23 @@ alone) and `"truncated": true` for a file whose picture could not be decoded to 
 - Data: {training_data}
 - Command: `{training_command}`
 
+## Deploy
+
+The repository carries `handler.py`, a custom handler for
+[Inference Endpoints](https://huggingface.co/docs/inference-endpoints/guides/custom_handler): create an endpoint
+from this repository (task "Custom") and send the video as bytes or as base64 JSON:
+
+```bash
+curl $ENDPOINT_URL -H "Authorization: Bearer $HF_TOKEN" -H "Content-Type: video/mp4" --data-binary @clip.mp4
+curl $ENDPOINT_URL -H "Authorization: Bearer $HF_TOKEN" -H "Content-Type: application/json" \
+  -d '{{"inputs": "'$(base64 -w0 clip.mp4)'", "parameters": {{"top_k": 3, "timeline": true}}}}'
+```
+
+The answer is the pipeline's (`[{{"label", "score", "polarity"}}, ...]`, with `timeline` also the per-segment emotion
+timeline); an unreadable video gets `{{"error": "<cause>", "status": 400}}`. For a faster CPU service, export to ONNX
+(`python examples/export_onnx.py {repo_id} avcanet-onnx --int8` from the AV-CANet repository) and deploy that
+folder: the same `handler.py` serves its `model.onnx` with onnxruntime.
+
 ## Limitations
 
 {limitations}
@@ -173,7 +190,8 @@ def write_model_card(
 
 
 def files_to_upload(output_dir) -> list[Path]:
-    """What a user of the model needs: weights, config, code, processor, card, results; not checkpoints or data."""
+    """What a user of the model needs: weights, config, code (`handler.py`, the Inference Endpoints handler, included),
+    processor, card, results; not checkpoints or data."""
     output_dir = Path(output_dir)
     left_local = ("checkpoint-", "data", "runs")
     return sorted(

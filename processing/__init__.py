@@ -2,6 +2,7 @@
 
 from .errors import PreparedVideoMismatchError, VideoDecodingError
 from .feature_extraction_avcanet import AVCANetFeatureExtractor
+from .onnx_avcanet import AVCANetOnnxModel
 from .processing_avcanet import AVCANetProcessor
 from .video_processing_avcanet import AVCANetVideoProcessor
 
@@ -14,6 +15,7 @@ AVCANetProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
     "AVCANetFeatureExtractor",
+    "AVCANetOnnxModel",
     "AVCANetProcessor",
     "AVCANetVideoProcessor",
     "PreparedVideoMismatchError",

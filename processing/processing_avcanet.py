@@ -11,6 +11,9 @@ from .frame_sampling import audio_window_starts
 # not used here: imported so that `save_pretrained` copies it with the processor's code (`pipeline()` loads it from
 # there, as the config's `custom_pipelines` says)
 from .pipeline_avcanet import AVCANetVideoClassificationPipeline  # noqa: F401
+# likewise: every saved folder carries the Inference Endpoints handler and the onnxruntime runner of its export
+from .handler import EndpointHandler  # noqa: F401
+from .onnx_avcanet import AVCANetOnnxModel  # noqa: F401
 from .video_decoding import is_single_video, open_video
 from .video_processing_avcanet import (
     AUGMENTATIONS,

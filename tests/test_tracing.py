@@ -58,3 +58,50 @@ def test_masks_made_under_a_fake_mode_are_not_cached():
     with torch.no_grad():
         logits = model(**inputs).logits
     assert not isinstance(logits, FakeTensor) and torch.isfinite(logits).all()
+
+
+ONNX_EXPORT_FIRST = """
+import sys
+import torch
+from modeling_avcanet import AVCANetForVideoClassification
+from tiny import make_inputs, tiny_config
+
+torch.manual_seed(0)
+config = tiny_config(swin_depths=[2, 2])
+model = AVCANetForVideoClassification(config).eval()
+inputs = make_inputs(config)
+with torch.no_grad():
+    # the very first call of this process (the graph optimiser plays no part in the tracing: skipped, it is slow)
+    torch.onnx.export(model, (), sys.argv[2], kwargs=inputs, dynamo=True, optimize=False)
+    logits = model(**inputs).logits
+assert type(logits) is torch.Tensor, type(logits)
+torch.save(logits, sys.argv[1])
+"""
+
+
+def test_an_onnx_export_as_the_first_call_leaves_real_tensors_for_eager_calls(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+    command = [sys.executable, "-c", ONNX_EXPORT_FIRST, str(tmp_path / "logits.pt"), str(tmp_path / "model.onnx")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "model.onnx").stat().st_size > 0
+    torch.manual_seed(0)
+    config = tiny_config(**SHIFTED)
+    model = AVCANetForVideoClassification(config).eval()
+    with torch.no_grad():
+        expected = model(**make_inputs(config)).logits
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt", weights_only=True), expected, rtol=0, atol=0)
+
+
+def test_compile_fullgraph_traces_inference_in_one_graph_with_eager_outputs():
+    # backend="eager": dynamo's capture (fullgraph raises on any graph break) without inductor's slow code generation
+    torch._dynamo.reset()
+    config = tiny_config(**SHIFTED)
+    model = AVCANetForVideoClassification(config).eval()
+    inputs = make_inputs(config)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        expected, actual = model(**inputs), compiled(**inputs)
+    for name in ("logits", "segment_logits", "audio_segment_logits", "visual_segment_logits"):
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0)
+    torch._dynamo.reset()

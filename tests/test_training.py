@@ -74,11 +74,13 @@ def test_training_lowers_the_loss_and_saves_a_complete_folder(trained):
         "configuration_avcanet.py",
         "modeling_avcanet.py",
         "processing_avcanet.py",
+        "handler.py",  # the Inference Endpoints handler, in the final folder and every checkpoint
         "README.md",
         "confusion_matrix.png",
         "test_results.json",
     }
     assert expected <= saved, expected - saved
+    assert (trained / "checkpoint-30" / "handler.py").is_file()
     results = json.loads((trained / "test_results.json").read_text())
     for key in ("test_accuracy", "test_macro_f1", "test_uar", "test_polarity_accuracy", "test_audio_accuracy",
                 "test_without_audio_accuracy", "test_without_video_accuracy"):  # fmt: skip
@@ -182,7 +184,7 @@ def test_push_to_hub_uploads_weights_code_processor_and_card(trained, monkeypatc
     expected = {
         "config.json", "model.safetensors", "processor_config.json", "README.md", "confusion_matrix.png",
         "configuration_avcanet.py", "modeling_avcanet.py", "loss_avcanet.py", "processing_avcanet.py",
-        "video_processing_avcanet.py", "feature_extraction_avcanet.py", "frame_sampling.py",
+        "video_processing_avcanet.py", "feature_extraction_avcanet.py", "frame_sampling.py", "handler.py",
     }  # fmt: skip
     assert expected <= set(uploaded), expected - set(uploaded)
     assert not [path for path in uploaded if path.startswith(("checkpoint-", "data/"))]

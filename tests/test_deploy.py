@@ -1,0 +1,162 @@
+"""Deployment: examples/export_onnx.py (dynamo export, dynamic batch, onnxruntime parity on real files, int8),
+`AVCANetOnnxModel`, `predict.py --onnx`, and the Inference Endpoints `handler.py` every saved folder carries."""
+
+import base64
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from media import make_video
+from tiny import TINY
+
+from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
+from processing import AVCANetProcessor
+from processing.onnx_avcanet import ONNX_INPUTS, ONNX_OUTPUTS, AVCANetOnnxModel
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+import export_onnx  # noqa: E402
+import predict  # noqa: E402
+from push_to_hub import files_to_upload, write_model_card  # noqa: E402
+
+LABELS = {"Joy": "positive", "Calm": "neutral", "Tension": "negative", "Sadness": "negative"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = AVCANetConfig(**TINY, label_polarities=LABELS, id2label=dict(enumerate(LABELS)),
+                           label2id={label: index for index, label in enumerate(LABELS)})  # fmt: skip
+    folder = tmp_path_factory.mktemp("model")
+    model = AVCANetForVideoClassification(config).eval()
+    with torch.no_grad():  # spread the logits, so that clips get clearly different top labels
+        model.classifier.weight.mul_(200)
+    model.save_pretrained(folder)
+    AVCANetProcessor.from_model_config(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[Path]:
+    """Four real clips (one without sound) of different content, and a garbage file."""
+    folder = tmp_path_factory.mktemp("videos")
+    paths = [make_video(folder / f"clip{index}.mp4", num_frames=16, fps=8, width=40, height=32, audio_rate=16000,
+                        audio_channels=1, burn_frame_index=False, with_audio=index != 2, seed=index)
+             for index in range(4)]  # fmt: skip
+    (folder / "garbage.mp4").write_bytes(b"not a video at all " * 64)
+    return paths + [folder / "garbage.mp4"]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(model_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx")
+    assert export_onnx.main([str(model_dir), str(folder), "--int8", "--calibration_clips", "1"]) == 0
+    return folder
+
+
+def eager_outputs(model_dir, inputs) -> dict[str, np.ndarray]:
+    model = AVCANetForVideoClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        outputs = model(**{name: inputs[name] for name in ONNX_INPUTS})
+    return {name: outputs[name].numpy() for name in ONNX_OUTPUTS}
+
+
+def test_every_saved_folder_carries_the_handler_and_uploads_it(model_dir, tmp_path):
+    assert {"handler.py", "onnx_avcanet.py"} <= {path.name for path in model_dir.iterdir()}
+    write_model_card(model_dir, AVCANetConfig.from_pretrained(model_dir), {}, "confusion_matrix.png", "me/model")
+    assert "handler.py" in {path.name for path in files_to_upload(model_dir)}
+    card = (model_dir / "README.md").read_text()
+    assert "## Deploy" in card and "handler.py" in card and "export_onnx.py" in card
+
+
+def test_export_names_inputs_and_outputs_with_a_dynamic_batch(onnx_dir, model_dir, videos):
+    graph = onnx.load(str(onnx_dir / "model.onnx"), load_external_data=False).graph
+    assert [node.name for node in graph.input] == list(ONNX_INPUTS)
+    assert [node.name for node in graph.output] == list(ONNX_OUTPUTS)
+    for node in [*graph.input, *graph.output]:
+        batch = node.type.tensor_type.shape.dim[0]
+        assert batch.dim_param and not batch.HasField("dim_value"), node.name
+    # the folder is self-contained: the processor's files and code sit beside the model
+    assert {"config.json", "processor_config.json", "handler.py", "onnx_avcanet.py"} <= {
+        path.name for path in onnx_dir.iterdir()
+    }
+    processor = AVCANetProcessor.from_pretrained(onnx_dir)
+    model = AVCANetOnnxModel.from_pretrained(onnx_dir)
+    for rows in (1, 3):  # exported with a batch of 4 clips
+        inputs = processor(videos=[str(path) for path in videos[:rows]])
+        assert rows < 3 or inputs["audio_mask"].tolist() == [1, 1, 0]  # the silent clip's path is exported too
+        expected, actual = eager_outputs(model_dir, inputs), model.run(inputs)
+        for name in ONNX_OUTPUTS:
+            assert actual[name].shape == expected[name].shape
+            np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_int8_copy_is_smaller_and_agrees_with_fp32(onnx_dir, videos):
+    fp32, int8 = onnx_dir / "model.onnx", onnx_dir / "model_int8.onnx"
+    assert int8.stat().st_size <= fp32.stat().st_size / 3
+    quantized = AVCANetOnnxModel.from_pretrained(onnx_dir, int8=True)
+    reference = AVCANetOnnxModel.from_pretrained(onnx_dir)
+    inputs = reference.processor(videos=[str(path) for path in videos[:4]])
+    top_fp32 = reference.run(inputs)["logits"].argmax(-1)
+    top_int8 = quantized.run(inputs)["logits"].argmax(-1)
+    assert (top_fp32 == top_int8).mean() >= 0.75, (top_fp32, top_int8)
+
+
+def test_the_onnx_model_answers_as_the_pipeline(onnx_dir, model_dir, videos):
+    from transformers import pipeline
+
+    classifier = pipeline("video-classification", model=str(model_dir), trust_remote_code=True)
+    model = AVCANetOnnxModel.from_pretrained(onnx_dir)
+    expected = classifier(str(videos[0]), top_k=2, timeline=True)
+    actual = model.predict(str(videos[0]), top_k=2, timeline=True)
+    assert [label["label"] for label in actual["labels"]] == [label["label"] for label in expected["labels"]]
+    assert actual["labels"][0]["score"] == pytest.approx(expected["labels"][0]["score"], abs=1e-4)
+    assert [entry["label"] for entry in actual["timeline"]] == [entry["label"] for entry in expected["timeline"]]
+    assert len(model.predict([str(path) for path in videos[:3]], top_k=1, batch_size=2)) == 3
+
+
+def test_predict_with_onnx_writes_the_lines_of_the_pytorch_model(onnx_dir, model_dir, videos, tmp_path):
+    paths = [str(path) for path in videos]
+    assert predict.main([str(model_dir), *paths, "--timeline", "--output", str(tmp_path / "eager.jsonl")]) == 0
+    assert predict.main(["--onnx", str(onnx_dir), *paths, "--timeline", "--output", str(tmp_path / "onnx.jsonl")]) == 0
+    eager = [json.loads(line) for line in (tmp_path / "eager.jsonl").read_text().splitlines()]
+    exported = [json.loads(line) for line in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+    assert [line["path"] for line in exported] == paths
+    assert "garbage.mp4" in exported[-1]["error"]
+    for ours, theirs in zip(exported[:-1], eager[:-1]):
+        assert ours["labels"][0]["label"] == theirs["labels"][0]["label"] and ours["polarity"] == theirs["polarity"]
+        assert [entry["label"] for entry in ours["timeline"]] == [entry["label"] for entry in theirs["timeline"]]
+    assert predict.main(["--onnx", str(onnx_dir), paths[0], "--int8", "--output", str(tmp_path / "int8.jsonl")]) == 0
+    assert "labels" in json.loads((tmp_path / "int8.jsonl").read_text())
+
+
+def load_handler(folder):
+    """`handler.py` imported from the folder alone, as Inference Endpoints does."""
+    spec = importlib.util.spec_from_file_location(f"handler_{abs(hash(str(folder)))}", Path(folder) / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.EndpointHandler(str(folder))
+
+
+@pytest.mark.parametrize("served", ["pytorch", "onnx"])
+def test_handler_answers_base64_bytes_and_bad_input(served, model_dir, onnx_dir, videos):
+    handler = load_handler(model_dir if served == "pytorch" else onnx_dir)
+    video = videos[0].read_bytes()
+    answer = handler({"inputs": base64.b64encode(video).decode(), "parameters": {"top_k": 2}})
+    assert [set(label) for label in answer] == [{"label", "score", "polarity"}] * 2
+    with_timeline = handler({"inputs": video, "parameters": {"top_k": 1, "timeline": True}})
+    assert with_timeline["labels"][0]["label"] == answer[0]["label"] and len(with_timeline["timeline"]) == 4
+    assert handler({"inputs": "data:video/mp4;base64," + base64.b64encode(video).decode()})[0] == answer[0]
+
+    garbage = handler({"inputs": videos[-1].read_bytes()})
+    assert garbage["status"] == 400 and "could not be read" in garbage["error"]
+    assert "not base64" in handler({"inputs": "clip.mp4 is not base64!"})["error"]
+    assert "top_k" in handler({"inputs": video, "parameters": {"top_k": "three"}})["error"]
+    assert "unknown parameters" in handler({"inputs": video, "parameters": {"threshold": 0.5}})["error"]
+    assert "inputs" in handler({"video": video})["error"]
+    assert "empty" in handler({"inputs": b""})["error"]
