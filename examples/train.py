@@ -40,6 +40,7 @@ from dataset_scripts.video_folder import read_label_polarities_argument
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from processing import AVCANetProcessor
+from processing.windows import average_views
 from push_to_hub import push_folder_to_hub, write_model_card
 
 logger = logging.getLogger("avcanet.train")
@@ -125,6 +126,11 @@ class DataArguments:
     synthetic_train_per_class: int = 24
     synthetic_eval_per_class: int = 6
     synthetic_test_per_class: int = 10
+    eval_num_clips: int = field(
+        default=1, metadata={"help": "Also report the test (and final evaluation) metrics over this many temporal views "
+                             "per video, averaged (docs/long-videos.md)."},
+    )  # fmt: skip
+    eval_num_crops: int = field(default=1, metadata={"help": "Spatial views for those metrics: 1 (centre) or 3."})
 
 
 @dataclass
@@ -226,11 +232,18 @@ class ProcessingCollator:
             fusion has already mixed.)
     """
 
-    def __init__(self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None):
+    def __init__(self, processor: AVCANetProcessor, training: bool, video_column: str = "video", without=None,
+                 num_clips: int = 1, num_crops: int = 1):  # fmt: skip
         self.processor, self.training, self.video_column, self.without = processor, training, video_column, without
+        self.views = {"num_clips": num_clips, "num_crops": num_crops} if num_clips * num_crops > 1 else {}
 
     def __call__(self, rows: list[dict]) -> dict:
         videos = [video_source(row[self.video_column]) for row in rows]
+        if self.views:  # finished inputs, a video's views in consecutive rows (`AVCANetTrainer.prediction_step`)
+            inputs = dict(self.processor(videos=videos, **self.views))
+            for key in ("segment_time_spans", "window_spans", "window_index", "video_index"):
+                inputs.pop(key)
+            return {**inputs, "labels": torch.tensor([row["label"] for row in rows])}
         inputs = dict(self.processor(videos=videos, training=self.training, finish=False))
         inputs["labels"] = torch.tensor([row["label"] for row in rows])
         if self.without == "audio":
@@ -308,6 +321,19 @@ class AVCANetTrainer(Trainer):
 
     def _prepare_inputs(self, inputs: dict) -> dict:
         return self.processor.finish(super()._prepare_inputs(inputs))  # finished inputs are left as they are
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Multi-view batches (more rows than labels): the loss over every view, the logits of each video averaged
+        over its views (`average_views`); one view per video: Trainer's own step."""
+        views = len(inputs["pixel_values_videos"]) // len(inputs["labels"]) if "labels" in inputs else 1
+        if views == 1:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        labels = inputs.pop("labels")
+        with torch.no_grad():
+            outputs = model(**inputs, labels=labels.repeat_interleave(views))
+        logits = tuple(average_views(outputs[name], views) for name in ("logits", "audio_logits", "visual_logits"))
+        return outputs.loss.detach(), None if prediction_loss_only else logits, labels
 
 
 def gpu_loader_defaults(cpu_count: int, processes_per_machine: int, num_workers: int | None = None) -> list[str]:
@@ -406,6 +432,7 @@ def main(argv: list[str] | None = None):
             prediction.metrics[f"test_without_{modality}_accuracy"] = ablated_metrics[
                 f"test_without_{modality}_accuracy"
             ]
+        prediction.metrics.update(multi_view_metrics(trainer, processor, data, data_args))
         trainer.log_metrics("test", prediction.metrics)
         trainer.save_metrics("test", prediction.metrics)
         if trainer.is_world_process_zero():
@@ -413,6 +440,18 @@ def main(argv: list[str] | None = None):
             if push_to_hub:
                 push_folder_to_hub(training_args.output_dir, training_args.hub_model_id, training_args.hub_token)
     return trainer
+
+
+def multi_view_metrics(trainer, processor, data, data_args) -> dict:
+    """With `--eval_num_clips K` / `--eval_num_crops C` (K * C > 1): the test metrics over K x C views per video,
+    averaged, keyed `test_KxC_views_*` beside the single-view ones, and the final evaluation's likewise (logged)."""
+    clips, crops = data_args.eval_num_clips, data_args.eval_num_crops
+    if clips * crops == 1:
+        return {}
+    trainer.eval_data_collator = ProcessingCollator(processor, False, data.video_column, num_clips=clips, num_crops=crops)
+    if data.eval is not None:
+        trainer.log_metrics("eval", trainer.evaluate(data.eval, metric_key_prefix=f"eval_{clips}x{crops}_views"))
+    return trainer.predict(data.test, metric_key_prefix=f"test_{clips}x{crops}_views").metrics
 
 
 def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str | None) -> None:

@@ -320,3 +320,44 @@ def test_the_demo_shows_a_long_upload_as_its_window_timeline(trained, tmp_path, 
     assert "windows" not in short_status
     with Image.open(plot) as image:
         assert image.width >= 600
+
+
+# --------------------------------------------------------------------------------------------------- train.py
+
+
+def test_train_reports_multi_view_test_metrics_beside_the_single_view_ones(trained, tmp_path):
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    sys.path.insert(0, str(REPO / "examples"))
+    from train import AVCANetTrainer, ProcessingCollator, multi_view_metrics
+
+    from metrics.emotion_metrics import make_compute_metrics
+
+    model = AVCANetForVideoClassification.from_pretrained(trained).eval()
+    processor = AVCANetProcessor.from_pretrained(trained)
+    cue_pairs = list(CUE_LABELS.items())
+    rows = [{"video": str(synthetic_clip(tmp_path / f"{i}.mp4", [cue_pairs[i][0]], 2.0, seed=50 + i)),
+             "label": LABELS.index(cue_pairs[i][1])} for i in range(3)]  # fmt: skip
+    test = Dataset.from_list(rows)
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=2, report_to="none",
+                             use_cpu=True, remove_unused_columns=False)  # fmt: skip
+    trainer = AVCANetTrainer(
+        model=model, args=args, data_collator=ProcessingCollator(processor, training=True),
+        eval_data_collator=ProcessingCollator(processor, training=False), processor=processor,
+        compute_metrics=make_compute_metrics(model.config.id2label, model.config.label_polarities),
+    )  # fmt: skip
+    single = trainer.predict(test, metric_key_prefix="test").metrics
+    data = SimpleNamespace(test=test, eval=None, video_column="video")
+    multi = multi_view_metrics(trainer, processor, data, SimpleNamespace(eval_num_clips=3, eval_num_crops=3))
+    assert multi["test_3x3_views_accuracy"] == 1.0 and single["test_accuracy"] == 1.0
+    assert {"test_3x3_views_macro_f1", "test_3x3_views_audio_accuracy", "test_3x3_views_loss"} <= set(multi)
+    # the predictions are each video's logits averaged over its 9 views
+    predictions = trainer.predict(test).predictions[0]
+    inputs = processor(videos=[row["video"] for row in rows], num_clips=3, num_crops=3)
+    with torch.no_grad():
+        logits = model(**{key: inputs[key] for key in ("pixel_values_videos", "input_features", "audio_mask")}).logits
+    torch.testing.assert_close(torch.from_numpy(predictions), average_views(logits, 9), rtol=1e-4, atol=1e-5)
+    assert multi_view_metrics(trainer, processor, data, SimpleNamespace(eval_num_clips=1, eval_num_crops=1)) == {}
