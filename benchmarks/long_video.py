@@ -63,7 +63,9 @@ def measure(kind: str, path: str, num_clips: int, num_crops: int) -> dict:
     processor = AVCANetProcessor.from_model_config(model.config)
     model_seconds, started = [0.0], [0.0]
     model.register_forward_pre_hook(lambda *args: started.__setitem__(0, time.perf_counter()))
-    model.register_forward_hook(lambda *args: model_seconds.__setitem__(0, model_seconds[0] + time.perf_counter() - started[0]))
+    model.register_forward_hook(
+        lambda *args: model_seconds.__setitem__(0, model_seconds[0] + time.perf_counter() - started[0])
+    )
     start = time.perf_counter()
     result = classify_in_windows(model, processor, path, WINDOW_SECONDS, None, num_clips, num_crops, batch_size=4)
     seconds = time.perf_counter() - start

@@ -127,8 +127,8 @@ class DataArguments:
     synthetic_eval_per_class: int = 6
     synthetic_test_per_class: int = 10
     eval_num_clips: int = field(
-        default=1, metadata={"help": "Also report the test (and final evaluation) metrics over this many temporal views "
-                             "per video, averaged (docs/long-videos.md)."},
+        default=1, metadata={"help": "Also report the test (and final evaluation) metrics over this many temporal "
+                             "views per video, averaged (docs/long-videos.md)."},
     )  # fmt: skip
     eval_num_crops: int = field(default=1, metadata={"help": "Spatial views for those metrics: 1 (centre) or 3."})
 
@@ -448,7 +448,9 @@ def multi_view_metrics(trainer, processor, data, data_args) -> dict:
     clips, crops = data_args.eval_num_clips, data_args.eval_num_crops
     if clips * crops == 1:
         return {}
-    trainer.eval_data_collator = ProcessingCollator(processor, False, data.video_column, num_clips=clips, num_crops=crops)
+    trainer.eval_data_collator = ProcessingCollator(
+        processor, False, data.video_column, num_clips=clips, num_crops=crops
+    )
     if data.eval is not None:
         trainer.log_metrics("eval", trainer.evaluate(data.eval, metric_key_prefix=f"eval_{clips}x{crops}_views"))
     return trainer.predict(data.test, metric_key_prefix=f"test_{clips}x{crops}_views").metrics

@@ -46,7 +46,9 @@ CROP_CHOICES = (1, 3)
 DECODE_CHUNK = 8  # full-size frames decoded per call: one segment's worth, as the processor decodes
 
 
-def window_plan(duration: float, window_seconds: float, window_stride: float | None = None) -> list[tuple[float, float]]:
+def window_plan(
+    duration: float, window_seconds: float, window_stride: float | None = None
+) -> list[tuple[float, float]]:
     """`(start, end)` seconds of each window: every `window_stride` (default `window_seconds`) seconds from 0, the
     last one ending with the video. A video no longer than a window is one window; a stride above the window leaves
     gaps."""
@@ -161,7 +163,8 @@ def plan_window_clips(reader: AVCANetVideoReader, plan: list[tuple[float, float]
         if last <= first:  # no frame starts inside: the one on screen at `begin`
             first = max(min(first, len(starts)) - 1, 0)
             last = first + 1
-        clips.append(AVCANetWindowClip(first, last - first, float(starts[first]), float(ends[last - 1] - starts[first])))
+        duration = float(ends[last - 1] - starts[first])
+        clips.append(AVCANetWindowClip(first, last - first, float(starts[first]), duration))
     return clips
 
 
@@ -182,7 +185,10 @@ class AVCANetWindowStream:
         segments, frames = video_processor.num_segments, video_processor.frames_per_segment
         self.positions = [view_segment_positions(clip.num_frames, segments, frames, num_clips) for clip in clips]
         # the video's frame index of every position, and the last window needing each frame (to free it after)
-        self.needed = [sorted(set((p % c.num_frames + c.first_frame).flatten().tolist())) for p, c in zip(self.positions, clips)]
+        self.needed = [
+            sorted(set((positions % clip.num_frames + clip.first_frame).flatten().tolist()))
+            for positions, clip in zip(self.positions, clips)
+        ]
         self.last_use = {}
         for index, frames_needed in enumerate(self.needed):
             self.last_use.update(dict.fromkeys(frames_needed, index))
