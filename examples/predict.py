@@ -5,6 +5,7 @@ Predict the emotions of videos with a trained AV-CANet: one JSON line per video 
     python examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --bf16 --output predictions.jsonl
     python examples/predict.py --onnx outputs/avcanet-onnx videos/ --int8   # an export of examples/export_onnx.py
     accelerate launch examples/predict.py outputs/avcanet-demo videos/ --num_workers 8 --output predictions.jsonl
+    python examples/predict.py outputs/avcanet-demo long.mp4 --window_seconds 10 --num_clips 3 --num_crops 3 --plot DIR
 
 Each line holds the file, its top-k labels with probabilities and the polarity of the top label, `"audio"` (false: the
 file has no audio track, so the answer comes from the picture alone and its timeline has no audio share) and
@@ -16,6 +17,10 @@ Exit status: 0 when every file was read, 1 when any file could not be read (its 
 inputs hold no video file or the model cannot be found.
 The model and processor load through the Auto classes with `trust_remote_code=True`, so any saved AV-CANet folder
 or Hub repository works, whichever version of this package wrote it.
+
+Long videos: with `--window_seconds W` each file is predicted window by window in one decoding pass (`windows`: one
+entry per window; the plot shows them all), and `--num_clips` / `--num_crops` average test-time views
+(docs/long-videos.md).
 
 Files are decoded by `--num_workers` DataLoader workers while the model runs on the previous batch. Under `accelerate
 launch` every process predicts a contiguous share of the files and writes its lines; the main process then merges
@@ -86,8 +91,13 @@ def predict(
     num_workers: int = 0,
     bf16: bool = False,
     timeline: bool = False,
+    windows: dict | None = None,
 ) -> Iterator[dict]:
-    """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read."""
+    """One result per video, in order: its top-k labels (and its `timeline`), or the reason it could not be read.
+    With `windows` (`--window_seconds`, `--num_clips`, ...): `predict_in_windows`."""
+    if windows:
+        yield from predict_in_windows(model, processor, videos, top_k, batch_size, bf16, timeline, windows)
+        return
     config = model.config
     device = model.device  # an onnxruntime model (`--onnx`) takes its inputs on the CPU
     # older saved processors know neither `return_time_spans` nor `return_video_status`: ask only for what they know
@@ -137,14 +147,36 @@ def predict(
             yield results.get(path) or {"path": str(path), "error": error}
 
 
+def predict_in_windows(model, processor, videos, top_k, batch_size, bf16, timeline, windows) -> Iterator[dict]:
+    """`processing.window_inference.classify_in_windows` per file, in order: its windows are decoded in one pass and
+    run `batch_size` windows at a time (so memory stays flat however long the file), each the mean of its views."""
+    from processing.window_inference import classify_in_windows
+
+    for path in videos:
+        try:
+            result = classify_in_windows(model, processor, str(path), **windows, batch_size=batch_size, top_k=top_k,
+                                         timeline=timeline, bf16=bf16)  # fmt: skip
+        except (ValueError, OSError) as error:  # the processor's VideoDecodingError is a ValueError naming the file
+            yield {"path": str(path), "error": str(error)}
+            continue
+        labels = result.pop("labels")
+        yield {
+            "path": str(path),
+            "labels": [{"label": entry["label"], "score": entry["score"]} for entry in labels],
+            "polarity": labels[0]["polarity"],
+            **result,
+        }
+
+
 def write_lines(results: Iterator[dict], output, total: int, progress: bool, args, first_index: int = 0) -> list[str]:
     """Each result as a JSON line, flushed as it comes, and its timeline plot with `--plot`; returns the paths of the
     files that could not be read."""
     unreadable = []
     for index, result in enumerate(tqdm(results, total=total, unit="video", disable=not progress), first_index):
-        if args.plot and "timeline" in result:
+        if args.plot and ("windows" in result or "timeline" in result):  # windows: one point each, the whole video
             name = f"{index:04d}_{Path(result['path']).stem}.png"  # numbered: two folders may hold the same name
-            save_timeline_plot(result["timeline"], args.plot / name, title=Path(result["path"]).name)
+            entries = result.get("windows") or result["timeline"]
+            save_timeline_plot(entries, args.plot / name, title=Path(result["path"]).name)
         if not args.timeline:
             result.pop("timeline", None)
         output.write(json.dumps(result) + "\n")
@@ -193,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", metavar="DIR", help="run the export in DIR (examples/export_onnx.py) with "
                         "onnxruntime instead of a PyTorch model; then every positional argument is an input")
     parser.add_argument("--int8", action="store_true", help="with --onnx: its int8 copy (model_int8.onnx)")
+    parser.add_argument("--window_seconds", type=float, help="predict every window of this many seconds (long videos)")
+    parser.add_argument("--window_stride", type=float, help="seconds between window starts (default: the window)")
+    parser.add_argument("--num_clips", type=int, default=1, help="temporal views per video or window, averaged")
+    parser.add_argument("--num_crops", type=int, default=1, choices=(1, 3), help="spatial views (1 centre, 3)")
     args = parser.parse_args(argv)
     if args.onnx:
         args.inputs = [args.model, *args.inputs]
@@ -227,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         print(notice, file=sys.stderr)
     videos = find_videos(args.inputs)
     options = dict(num_workers=args.num_workers, bf16=args.bf16, timeline=args.timeline or args.plot is not None)
+    windows = {name: getattr(args, name) for name in ("window_seconds", "window_stride", "num_clips", "num_crops")}
+    if args.window_seconds is not None or args.window_stride is not None or args.num_clips * args.num_crops > 1:
+        options["windows"] = windows  # a file at a time, streamed in windows (--batch_size windows per model call)
 
     if state.num_processes == 1:
         with open_output(args.output) as stream:

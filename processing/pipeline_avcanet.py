@@ -13,6 +13,10 @@ import torch
 from transformers import Pipeline
 
 from .errors import VideoDecodingError
+from .video_decoding import is_single_video
+
+
+WINDOW_OPTIONS = ("window_seconds", "window_stride", "num_clips", "num_crops")  # `window_inference`
 
 
 def segment_timeline(
@@ -140,6 +144,10 @@ class AVCANetVideoClassificationPipeline(Pipeline):
             top_k (`int`, *optional*, defaults to 5): labels returned per video (at most the model's number).
             timeline (`bool`, *optional*, defaults to `False`): also return the per-segment emotion timeline.
             batch_size (`int`, *optional*): videos per model call for a list of videos.
+            window_seconds, window_stride (`float`, *optional*): predict each window of `window_seconds` seconds,
+                every `window_stride` seconds (default `window_seconds`); the answer gets `windows`, one entry per
+                window (`window_inference`), and `batch_size` counts windows per model call.
+            num_clips, num_crops (`int`, *optional*, default 1): test-time views, averaged (`window_inference`).
 
         Returns:
             Per video, a list of `{"label", "score", "polarity", "audio", "truncated"}` dicts, best first; with
@@ -148,7 +156,25 @@ class AVCANetVideoClassificationPipeline(Pipeline):
             the video has no audio track; `"truncated": True`: its picture could not be decoded past
             `"decoded_seconds"`.
         """
+        options = {name: kwargs.pop(name) for name in WINDOW_OPTIONS if name in kwargs}
+        if options:
+            from .window_inference import window_options_given  # imported here: it imports `segment_timeline`
+
+            if window_options_given(options):  # long videos and multi-view
+                return self._classify_in_windows(inputs, options, **kwargs)
         return super().__call__(inputs, **kwargs)
+
+    def _classify_in_windows(self, inputs, options, top_k=5, timeline=False, batch_size=4, **unused):
+        """`window_inference.classify_in_windows` per video; a plain multi-view answer keeps the usual form."""
+        from .window_inference import classify_in_windows
+
+        videos = [inputs] if is_single_video(inputs) or isinstance(inputs, dict) else list(inputs)
+        results = []
+        for video in videos:
+            result = classify_in_windows(self.model, self.processor, as_processor_input(video), **options,
+                                         batch_size=batch_size, top_k=top_k, timeline=timeline)  # fmt: skip
+            results.append(result if timeline or "windows" in result else result["labels"])
+        return results[0] if len(videos) == 1 and (is_single_video(inputs) or isinstance(inputs, dict)) else results
 
     def preprocess(self, video):
         inputs = self.processor(videos=as_processor_input(video), return_time_spans=True, return_video_status=True)

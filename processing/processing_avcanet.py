@@ -15,6 +15,7 @@ from .pipeline_avcanet import AVCANetVideoClassificationPipeline  # noqa: F401
 from .handler import EndpointHandler  # noqa: F401
 from .onnx_avcanet import AVCANetOnnxModel  # noqa: F401
 from .video_decoding import is_single_video, open_video
+from .windows import iter_window_batches
 from .video_processing_avcanet import (
     AUGMENTATIONS,
     AVCANetVideoProcessor,
@@ -103,6 +104,10 @@ class AVCANetProcessor(ProcessorMixin):
         return_time_spans: bool = False,
         finish: bool = True,
         return_video_status: bool = False,
+        window_seconds: float | None = None,
+        window_stride: float | None = None,
+        num_clips: int = 1,
+        num_crops: int = 1,
     ) -> BatchFeature:
         """
         Args:
@@ -126,6 +131,11 @@ class AVCANetProcessor(ProcessorMixin):
             finish: `False` leaves the steps after the decoding and the crops to `finish`, where the model runs
                 (DataLoader workers then hand over a quarter of the bytes, and the GPU does a fifth of their work):
                 the training augmentation, the normalisation and the log-mel.
+            window_seconds, window_stride: cut each video into windows of `window_seconds` seconds every
+                `window_stride` (default `window_seconds`) seconds, the last one ending with the video, each sampled
+                as a clip of its own (`windows`); evaluation only.
+            num_clips, num_crops: test-time views: `num_clips` temporal offsets of the segments' frame windows times
+                `num_crops` (1 or 3) spatial crops, decoded once (`windows`); evaluation only.
 
         Returns:
             `BatchFeature` with `pixel_values_videos` `(batch, num_segments * frames_per_segment, 3, height, width)`
@@ -136,9 +146,16 @@ class AVCANetProcessor(ProcessorMixin):
             `(batch, num_segments, window_samples)` float32 instead of `input_features`; in training, each video's
             drawn operation, `augmentation_operations` `(batch,)` int64 (0 none, else 1 + its index in
             `AUGMENTATIONS`), and `augmentation_draws` `(batch,)` float32, the U(0, 1) draw behind its amount.
+            With windows or views: every window of every video in every view, one row per view, a window's views
+            consecutive (see `iter_windows`, which streams a long video a few windows at a time), with
+            `segment_time_spans` per row and `window_spans`, `window_index` and `video_index` per window.
         """
         if videos is None:
             raise ValueError("AVCANetProcessor needs `videos`.")
+        if window_seconds is not None or window_stride is not None or num_clips != 1 or num_crops != 1:
+            if training or audio is not None or not finish:
+                raise ValueError("Windows and views are for evaluation on the videos' own audio (finished inputs).")
+            return self._all_windows(videos, window_seconds, window_stride, num_clips, num_crops, return_tensors)
         batched = not is_single_video(videos)
         videos = list(videos) if batched else [videos]
         if not videos:
@@ -181,6 +198,33 @@ class AVCANetProcessor(ProcessorMixin):
             data["video_truncated"] = torch.tensor(truncated, dtype=torch.long)  # (B,)
             data["video_decoded_seconds"] = torch.tensor(seconds, dtype=torch.float64)  # (B,)
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _all_windows(self, videos, window_seconds, window_stride, num_clips, num_crops, return_tensors):
+        videos = [videos] if is_single_video(videos) else list(videos)
+        batches = [
+            (number, batch)
+            for number, video in enumerate(videos)
+            for batch in self.iter_windows(video, window_seconds, window_stride, num_clips, num_crops)
+        ]
+        data = {key: torch.cat([batch[key] for _, batch in batches]) for key in batches[0][1]}
+        data["video_index"] = torch.cat([torch.full_like(batch["window_index"], number) for number, batch in batches])
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def iter_windows(
+        self,
+        video,
+        window_seconds: float | None = None,
+        window_stride: float | None = None,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        batch_size: int = 4,
+    ):
+        """The inputs of one video's windows in every view, `batch_size` windows at a time, decoded in one pass with
+        flat memory (`windows.iter_window_batches`)."""
+        return iter_window_batches(
+            self, video, window_seconds, window_stride, num_clips, num_crops, batch_size,
+            self.video_processor.decoder_threads,
+        )  # fmt: skip
 
     def finish(self, inputs: dict) -> dict:
         """The model's inputs from `processor(..., finish=False)`'s, on their device: the training augmentation

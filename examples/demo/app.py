@@ -7,8 +7,9 @@ AV-CANet web demo (Gradio, in the Hugging Face Spaces layout: `app.py` + `requir
 
 Upload a video (or pick a demo clip): the page shows the top emotions with their polarity, the emotion timeline
 (class probabilities per segment) and how much of each segment's top emotion comes from the sound and how much
-from the picture. The model runs through `pipeline("video-classification", trust_remote_code=True)`, with the
-pipeline class the checkpoint carries. A file that cannot be read gets a message in the page, not a stack trace.
+from the picture; a video longer than 30 s is shown whole, as the timeline of its 10 s windows. The model runs
+through `pipeline("video-classification", trust_remote_code=True)`, with the pipeline class the checkpoint
+carries. A file that cannot be read gets a message in the page, not a stack trace.
 """
 
 import argparse
@@ -26,6 +27,7 @@ from timeline import save_timeline_plot  # noqa: E402
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPOSITORY / "outputs" / "avcanet-demo"
 MAX_EXAMPLES = 4
+LONG_VIDEO_SECONDS, WINDOW_SECONDS = 30.0, 10.0  # a longer upload is shown as a timeline of 10 s windows
 
 
 def missing_model_message(model: str) -> str | None:
@@ -67,7 +69,8 @@ class EmotionDemo:
             return None, "Upload a video or pick a demo clip.", None
         name = Path(video).name
         try:
-            result = self.classifier(video, top_k=5, timeline=True)
+            windows = {"window_seconds": WINDOW_SECONDS} if video_seconds(video) > LONG_VIDEO_SECONDS else {}
+            result = self.classifier(video, top_k=5, timeline=True, **windows)
         except (ValueError, OSError, RuntimeError) as error:  # the processor's VideoDecodingError is a ValueError
             return None, f"**Could not read `{name}`.** {error}", None
         labels = result["labels"]
@@ -78,8 +81,22 @@ class EmotionDemo:
         if result.get("truncated"):
             status += (f" **Truncated file**: the picture could not be decoded past {result['decoded_seconds']:.1f} s; "
                        "only that part was used.")  # fmt: skip
-        plot = save_timeline_plot(result["timeline"], self.plots / f"{Path(name).stem}.png", title=name)
+        if "windows" in result:  # the whole video, one point per window
+            status += f" Whole video in {len(result['windows'])} windows of {WINDOW_SECONDS:g} s."
+        entries = result.get("windows") or result["timeline"]
+        plot = save_timeline_plot(entries, self.plots / f"{Path(name).stem}.png", title=name)
         return {entry["label"]: entry["score"] for entry in labels}, status, str(plot)
+
+
+def video_seconds(video: str) -> float:
+    """The length of a video file from its container (0 when unknown: it is then treated as short)."""
+    import av
+
+    try:
+        with av.open(video) as container:
+            return (container.duration or 0) / av.time_base
+    except (av.error.FFmpegError, OSError):
+        return 0.0  # the pipeline reports what is wrong with the file
 
 
 def build_demo(model: str) -> gr.Blocks:
