@@ -195,7 +195,7 @@ class AVCANetWindowStream:
         self.order = sorted(self.last_use)  # every needed frame, in file order
 
     def __iter__(self) -> Iterator[AVCANetWindowViews]:
-        reader, cache, cursor = self.reader, {}, 0
+        cache, cursor = {}, 0
         for index, clip in enumerate(self.clips):
             target = self.needed[index][-1]
             while cursor < len(self.order) and self.order[cursor] <= target:

@@ -25,9 +25,6 @@ from saved_model import save_tiny_model
 README_MAX_LINES = 150
 # Raising this is a review decision: every block that does not run is a block that can rot.
 MAX_NO_RUN_BLOCKS = 6
-# Pages linked from README.md and docs/train.md that other branches write (issue 24's deployment and any-length
-# pages, the long-runs page). Their links are checked once the files exist; empty this set when all are merged.
-WRITTEN_ON_OTHER_BRANCHES = {"docs/deploy.md", "docs/long-videos.md", "docs/long-runs.md"}
 
 
 def python_blocks() -> list[tuple[str, dict]]:
@@ -133,9 +130,7 @@ def test_every_relative_link_points_to_an_existing_file_and_heading():
             destination = (page.parent / path_part).resolve() if path_part else page
             name = f"{page.relative_to(REPOSITORY)} -> {target}"
             if not destination.exists():
-                relative = os.path.relpath(destination, REPOSITORY)
-                if relative not in WRITTEN_ON_OTHER_BRANCHES:
-                    broken.append(f"{name}: no such file")
+                broken.append(f"{name}: no such file")
             elif anchor and destination.suffix == ".md" and anchor not in heading_anchors(destination):
                 broken.append(f"{name}: no heading with this anchor")
     assert not broken, "broken links:\n" + "\n".join(broken)

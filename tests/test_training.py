@@ -263,7 +263,7 @@ def test_gpu_loader_defaults_apply_only_with_an_accelerator_and_never_over_a_fla
 
 def test_video_cells_of_every_kind_reach_the_processor(tmp_path):
     sys.path.insert(0, str(REPO / "examples"))
-    from train import video_source
+    from collator import video_source
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"some video bytes")
