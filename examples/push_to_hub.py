@@ -76,10 +76,10 @@ curl $ENDPOINT_URL -H "Authorization: Bearer $HF_TOKEN" -H "Content-Type: applic
   -d '{{"inputs": "'$(base64 -w0 clip.mp4)'", "parameters": {{"top_k": 3, "timeline": true}}}}'
 ```
 
-The answer is the pipeline's (`[{{"label", "score", "polarity"}}, ...]`, with `timeline` also the per-segment emotion
-timeline); an unreadable video gets `{{"error": "<cause>", "status": 400}}`. For a faster CPU service, export to ONNX
-(`python examples/export_onnx.py {repo_id} avcanet-onnx --int8` from the AV-CANet repository) and deploy that
-folder: the same `handler.py` serves its `model.onnx` with onnxruntime.
+The answer is the pipeline's (`[{{"label", "score", "polarity", "audio", "truncated"}}, ...]`, with `timeline` also
+the per-segment emotion timeline); an unreadable video gets `{{"error": "<cause>", "status": 400}}`. For a faster CPU
+service, export to ONNX (`python examples/export_onnx.py {repo_id} avcanet-onnx --int8` from the AV-CANet repository)
+and deploy that folder: the same `handler.py` serves its `model.onnx` with onnxruntime.
 
 ## Limitations
 

@@ -5,9 +5,10 @@ The endpoint calls `EndpointHandler(path)(data)` with `data = {"inputs": <video>
     {"inputs": "<base64 of an mp4>", "parameters": {"top_k": 3, "timeline": true}}   # JSON request
     {"inputs": b"<mp4 bytes>"}                                                      # binary request (video/mp4)
 
-and returns the pipeline's answer: `[{"label", "score", "polarity"}, ...]`, or with `timeline` true
-`{"labels": [...], "timeline": [{"start", "end", "label", "score", ...}, ...]}`. A request it cannot serve (not
-base64, not a video, bad parameters) gets `{"error": "<the cause>", "status": 400}`, never a traceback.
+and returns the pipeline's answer: `[{"label", "score", "polarity", "audio", "truncated"}, ...]`, or with `timeline`
+true `{"labels": [...], "timeline": [{"start", "end", "label", "score", ...}, ...], "audio", "truncated"}`. A request
+it cannot serve (not base64, not a video, bad parameters) gets `{"error": "<the cause>", "status": 400}`, never a
+traceback.
 
 A folder with `model.onnx` (written by `examples/export_onnx.py`) is served by onnxruntime; any other saved folder by
 the PyTorch model through `pipeline("video-classification", trust_remote_code=True)`. This file imports nothing of

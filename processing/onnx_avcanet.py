@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .pipeline_avcanet import as_processor_input, segment_timeline
+from .pipeline_avcanet import as_processor_input, segment_timeline, video_status
 
 try:  # optional: checkpoints carry this file, and loading their processor must not need onnxruntime
     import onnxruntime
@@ -114,32 +114,39 @@ class AVCANetOnnxModel:
 
     def predict(self, videos, top_k: int = 5, timeline: bool = False, batch_size: int = 1):
         """The pipeline's answer for one video (a path, bytes, a binary file, decoded frames) or a list of them:
-        per video its `top_k` `{"label", "score", "polarity"}` dicts, best first, or with `timeline=True`
-        `{"labels": ..., "timeline": segment_timeline(...)}`. An unreadable video raises `VideoDecodingError`."""
+        per video its `top_k` `{"label", "score", "polarity", "audio", "truncated"}` dicts, best first, or with
+        `timeline=True` `{"labels": ..., "timeline": segment_timeline(...), "audio", "truncated"}` (`video_status`).
+        An unreadable video raises `VideoDecodingError`."""
         single = not isinstance(videos, (list, tuple))
         videos = [videos] if single else list(videos)
         answers = []
         for start in range(0, len(videos), batch_size):
             chunk = [as_processor_input(video) for video in videos[start : start + batch_size]]
-            inputs = self.processor(videos=chunk, return_time_spans=True)
+            inputs = self.processor(videos=chunk, return_time_spans=True, return_video_status=True)
             outputs = self.run(inputs)
             for row in range(len(chunk)):
-                answers.append(self._answer(outputs, inputs["segment_time_spans"][row], row, top_k, timeline))
+                answers.append(self._answer(outputs, inputs, row, top_k, timeline))
         return answers[0] if single else answers
 
-    def _answer(self, outputs: dict, time_spans, row: int, top_k: int, timeline: bool):
+    def _answer(self, outputs: dict, inputs, row: int, top_k: int, timeline: bool):
         logits = torch.from_numpy(outputs["logits"][row])
         scores, indices = logits.softmax(dim=-1).topk(min(top_k, self.config.num_labels))
+        status = video_status(
+            inputs["audio_mask"][row], inputs["video_truncated"][row], inputs["video_decoded_seconds"][row]
+        )
         labels = []
         for score, index in zip(scores.tolist(), indices.tolist()):
             label = self.config.id2label[index]
             labels.append({"label": label, "score": score, "polarity": self.config.label_polarities.get(label)})
         if not timeline:
-            return labels
+            return [{**entry, **status} for entry in labels]
         entries = segment_timeline(
-            *(torch.from_numpy(outputs[name][row]) for name in ONNX_OUTPUTS[1:]), time_spans, self.config.id2label
+            *(torch.from_numpy(outputs[name][row]) for name in ONNX_OUTPUTS[1:]),
+            inputs["segment_time_spans"][row],
+            self.config.id2label,
+            has_audio=status["audio"],
         )
-        return {"labels": labels, "timeline": entries}
+        return {"labels": labels, "timeline": entries, **status}
 
 
 __all__ = ["AVCANetOnnxConfig", "AVCANetOnnxModel", "ONNX_INPUTS", "ONNX_OUTPUTS"]

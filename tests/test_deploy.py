@@ -117,19 +117,21 @@ def test_the_onnx_model_answers_as_the_pipeline(onnx_dir, model_dir, videos):
     assert [label["label"] for label in actual["labels"]] == [label["label"] for label in expected["labels"]]
     assert actual["labels"][0]["score"] == pytest.approx(expected["labels"][0]["score"], abs=1e-4)
     assert [entry["label"] for entry in actual["timeline"]] == [entry["label"] for entry in expected["timeline"]]
+    assert (actual["audio"], actual["truncated"]) == (expected["audio"], expected["truncated"])
     assert len(model.predict([str(path) for path in videos[:3]], top_k=1, batch_size=2)) == 3
 
 
 def test_predict_with_onnx_writes_the_lines_of_the_pytorch_model(onnx_dir, model_dir, videos, tmp_path):
-    paths = [str(path) for path in videos]
-    assert predict.main([str(model_dir), *paths, "--timeline", "--output", str(tmp_path / "eager.jsonl")]) == 0
-    assert predict.main(["--onnx", str(onnx_dir), *paths, "--timeline", "--output", str(tmp_path / "onnx.jsonl")]) == 0
+    paths = [str(path) for path in videos]  # the last one cannot be read: exit status 1, and the run goes on
+    assert predict.main([str(model_dir), *paths, "--timeline", "--output", str(tmp_path / "eager.jsonl")]) == 1
+    assert predict.main(["--onnx", str(onnx_dir), *paths, "--timeline", "--output", str(tmp_path / "onnx.jsonl")]) == 1
     eager = [json.loads(line) for line in (tmp_path / "eager.jsonl").read_text().splitlines()]
     exported = [json.loads(line) for line in (tmp_path / "onnx.jsonl").read_text().splitlines()]
     assert [line["path"] for line in exported] == paths
     assert "garbage.mp4" in exported[-1]["error"]
     for ours, theirs in zip(exported[:-1], eager[:-1]):
         assert ours["labels"][0]["label"] == theirs["labels"][0]["label"] and ours["polarity"] == theirs["polarity"]
+        assert (ours["audio"], ours["truncated"]) == (theirs["audio"], theirs["truncated"])
         assert [entry["label"] for entry in ours["timeline"]] == [entry["label"] for entry in theirs["timeline"]]
     assert predict.main(["--onnx", str(onnx_dir), paths[0], "--int8", "--output", str(tmp_path / "int8.jsonl")]) == 0
     assert "labels" in json.loads((tmp_path / "int8.jsonl").read_text())
@@ -148,7 +150,7 @@ def test_handler_answers_base64_bytes_and_bad_input(served, model_dir, onnx_dir,
     handler = load_handler(model_dir if served == "pytorch" else onnx_dir)
     video = videos[0].read_bytes()
     answer = handler({"inputs": base64.b64encode(video).decode(), "parameters": {"top_k": 2}})
-    assert [set(label) for label in answer] == [{"label", "score", "polarity"}] * 2
+    assert [set(label) for label in answer] == [{"label", "score", "polarity", "audio", "truncated"}] * 2
     with_timeline = handler({"inputs": video, "parameters": {"top_k": 1, "timeline": True}})
     assert with_timeline["labels"][0]["label"] == answer[0]["label"] and len(with_timeline["timeline"]) == 4
     assert handler({"inputs": "data:video/mp4;base64," + base64.b64encode(video).decode()})[0] == answer[0]
