@@ -5,25 +5,28 @@ that the processor must be saved there as well, instead of failing on a missing 
 import shutil
 from pathlib import Path
 
-PIPELINE_FILES = ("pipeline_avcanet.py", "errors.py")
+PIPELINE_MODULE = "pipeline_avcanet.py"
 
 
-def pipeline_code_folder() -> Path | None:
-    """Where the pipeline's code is: beside this file in a saved checkpoint's code, `processing/` in the package;
-    None when neither has it (a checkpoint saved without its processor)."""
+def pipeline_code_files() -> list[Path]:
+    """The pipeline's module and every module it imports relatively (as transformers resolves remote code), from
+    beside this file in a saved checkpoint's code or from `processing/` in the package; empty when neither has them
+    all (a checkpoint saved without its processor)."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
     here = Path(__file__).resolve().parent
     for folder in (here, here.parent / "processing"):
-        if all((folder / name).is_file() for name in PIPELINE_FILES):
-            return folder
-    return None
+        module = folder / PIPELINE_MODULE
+        try:
+            return [module, *map(Path, get_relative_import_files(str(module)))]
+        except OSError:  # not here, or one of its imports is missing
+            continue
+    return []
 
 
 def copy_pipeline_code(save_directory) -> None:
     """Copy the pipeline's files into `save_directory`, leaving any already there (the processor saves the same)."""
-    source = pipeline_code_folder()
-    if source is None:
-        return
-    for name in PIPELINE_FILES:
-        target = Path(save_directory) / name
+    for source in pipeline_code_files():
+        target = Path(save_directory) / source.name
         if not target.exists():
-            shutil.copyfile(source / name, target)
+            shutil.copyfile(source, target)

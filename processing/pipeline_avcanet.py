@@ -173,7 +173,9 @@ class AVCANetVideoClassificationPipeline(Pipeline):
         for video in videos:
             result = classify_in_windows(self.model, self.processor, as_processor_input(video), **options,
                                          batch_size=batch_size, top_k=top_k, timeline=timeline)  # fmt: skip
-            results.append(result if timeline or "windows" in result else result["labels"])
+            status = {"audio": result["audio"], "truncated": result["truncated"]}
+            labels = [{**entry, **status} for entry in result["labels"]]
+            results.append(result if timeline or "windows" in result else labels)
         return results[0] if len(videos) == 1 and (is_single_video(inputs) or isinstance(inputs, dict)) else results
 
     def preprocess(self, video):

@@ -46,7 +46,9 @@ def classify_in_windows(
     mean of its `num_clips * num_crops` views.
 
     Returns:
-        `{"labels": [...]}`: the video's top-k labels from the mean of its windows' logits (see the module docstring);
+        `{"labels": [...], "audio", "truncated"}`: the video's top-k labels from the mean of its windows' logits (see
+        the module docstring), and what they rest on (`pipeline_avcanet.video_status`: `"audio"` False when no
+        window has sound);
         with `window_seconds`, `"windows"`: one entry per window in time order, as `segment_timeline` makes them
         (`start`, `end`, top `label`, `score`, `probabilities`, `audio`, `visual`, `audio_share`); with `timeline`,
         `"timeline"`: the segment entries of every window on the video's time axis (a segment's span covers its
@@ -55,11 +57,12 @@ def classify_in_windows(
     config = model.config
     device = next(model.parameters()).device
     views = num_clips * num_crops
-    window_parts, segment_parts = [], []
+    window_parts, segment_parts, has_audio = [], [], False
     batches = processor.iter_windows(video, window_seconds, window_stride, num_clips, num_crops, batch_size)
     for batch in batches:
         window_spans, segment_spans = batch.pop("window_spans"), batch.pop("segment_time_spans")
         batch.pop("window_index")
+        has_audio = has_audio or bool(batch["audio_mask"].any())
         inputs = {key: value.to(device) for key, value in batch.items()}
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             outputs = model(**inputs)
@@ -72,12 +75,13 @@ def classify_in_windows(
             spans = torch.stack([spans[..., 0].amin(dim=1), spans[..., 1].amax(dim=1)], dim=-1)  # (windows, S, 2)
             segment_parts.append((*parts, spans))
     logits, audio, visual, spans = (torch.cat(column) for column in zip(*window_parts))  # (windows, labels)
-    result = {"labels": top_labels(logits.mean(dim=0), config, top_k)}
+    # a picture that stops decoding raises here (`VideoDecodingError`), so no answer rests on a truncated prefix
+    result = {"labels": top_labels(logits.mean(dim=0), config, top_k), "audio": has_audio, "truncated": False}
     if window_seconds is not None:
-        result["windows"] = segment_timeline(logits, audio, visual, spans, config.id2label)
+        result["windows"] = segment_timeline(logits, audio, visual, spans, config.id2label, has_audio=has_audio)
     if timeline:
         logits, audio, visual, spans = (torch.cat(column).flatten(0, 1) for column in zip(*segment_parts))
-        result["timeline"] = segment_timeline(logits, audio, visual, spans, config.id2label)
+        result["timeline"] = segment_timeline(logits, audio, visual, spans, config.id2label, has_audio=has_audio)
     return result
 
 

@@ -211,6 +211,18 @@ def test_views_are_averaged_as_logits(processor, media):
     assert single != result["labels"][0]["score"]  # the views really changed the average
 
 
+def test_an_answer_in_windows_says_whether_the_video_had_sound(processor, media, tmp_path):
+    silent = make_video(tmp_path / "silent.mp4", num_frames=60, fps=10, with_audio=False)  # 6 s, no audio track
+    torch.manual_seed(0)
+    model = AVCANetForVideoClassification(AVCANetConfig(**TINY)).eval()
+    result = classify_in_windows(model, processor, str(silent), window_seconds=3.0, timeline=True)
+    assert (result["audio"], result["truncated"]) == (False, False)
+    assert len(result["windows"]) == 2 and all(entry["audio_share"] is None for entry in result["windows"])
+    assert all(entry["audio_share"] is None for entry in result["timeline"])
+    sounding = classify_in_windows(model, processor, str(media["cfr"]), window_seconds=5.0)
+    assert sounding["audio"] is True and all(entry["audio_share"] is not None for entry in sounding["windows"])
+
+
 # --------------------------------------------------------------------------------------------------- a trained model
 
 
@@ -298,10 +310,11 @@ def test_predict_writes_the_windows_and_plots_the_whole_video(trained, halves, t
                "--window_seconds", "4", "--window_stride", "2", "--num_clips", "2", "--plot", str(plots)]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # 1: a file could not be read (x), its line says why
     line, missing = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(w["start"], w["end"]) for w in line["windows"]] == [(0, 4), (2, 6), (4, 8), (6, 10), (8, 12)]
     assert line["windows"][0]["label"] == "Joy" and line["windows"][-1]["label"] == "Sadness"
+    assert (line["audio"], line["truncated"]) == (True, False)
     assert "timeline" not in line and "error" in missing
     with Image.open(plots / "0000_halves.png") as image:
         assert image.width >= 600 and len(image.convert("RGB").getcolors(1 << 16) or []) > 20
