@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 from media import make_video
-from tiny import TINY
+from saved_model import save_tiny_model
 
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
 from processing import AVCANetProcessor
@@ -29,16 +29,7 @@ LABELS = {"Joy": "positive", "Calm": "neutral", "Tension": "negative", "Sadness"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = AVCANetConfig(**TINY, label_polarities=LABELS, id2label=dict(enumerate(LABELS)),
-                           label2id={label: index for index, label in enumerate(LABELS)})  # fmt: skip
-    folder = tmp_path_factory.mktemp("model")
-    model = AVCANetForVideoClassification(config).eval()
-    with torch.no_grad():  # spread the logits, so that clips get clearly different top labels
-        model.classifier.weight.mul_(200)
-    model.save_pretrained(folder)
-    AVCANetProcessor.from_model_config(config).save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("model"), label_polarities=LABELS, logit_scale=200)
 
 
 @pytest.fixture(scope="module")
