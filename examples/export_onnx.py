@@ -128,7 +128,8 @@ class ClipCalibrationReader:
 
 def quantize(fp32_path, int8_path, method: str, calibration_inputs: dict | None = None) -> Path:
     """An int8 copy of `fp32_path`: `dynamic` (weights int8, activations quantized per call: MatMul/Gemm and
-    attention) or `static` (QDQ, weights per channel, activation ranges calibrated on `calibration_inputs`)."""
+    attention) or `static` (QDQ, the convolutions and the MatMul/Gemm with weights, per channel, activation ranges
+    calibrated on `calibration_inputs`)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -141,9 +142,12 @@ def quantize(fp32_path, int8_path, method: str, calibration_inputs: dict | None 
             if method == "dynamic":
                 quantize_dynamic(str(prepared), str(int8_path), weight_type=QuantType.QInt8)
             elif method == "static":
+                # only the weight GEMMs and convolutions: attention's activation x activation products stay float
+                # (quantizing both operands costs Q/DQ pairs and the most accuracy; docs/performance.md, issue 22)
                 quantize_static(str(prepared), str(int8_path), ClipCalibrationReader(calibration_inputs),
                                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8)  # fmt: skip
+                                weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                                extra_options={"MatMulConstBOnly": True})  # fmt: skip
             else:
                 raise ValueError(f"unknown int8 method {method!r}: static or dynamic")
     finally:
