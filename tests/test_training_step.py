@@ -141,3 +141,16 @@ def test_training_window_attention_under_bf16_autocast_follows_float32():
         name = next(key for key in reference if name in key)
         cosine = torch.nn.functional.cosine_similarity(gradients[name].flatten(), reference[name].flatten(), dim=0)
         assert cosine > 0.95, (name, cosine)
+
+
+def test_training_window_attention_stays_on_the_fused_kernel():
+    # a mask that requires grad sends PyTorch's CPU attention to its unfused math path (2.5x slower at paper size)
+    config = tiny_config(**SHIFTED, attention_dropout=0.0)
+    model = AVCANetForVideoClassification(config).train()
+    inputs = make_inputs(config)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        model(**inputs, labels=torch.zeros(len(inputs["input_features"]), dtype=torch.long)).loss.backward()
+    kernels = {event.key: event.count for event in profile.key_averages() if "scaled_dot_product" in event.key}
+    fused = kernels.get("aten::_scaled_dot_product_flash_attention_for_cpu", 0)
+    assert fused >= 4, kernels  # every Swin block's window attention, shifted or not
+    assert "aten::_scaled_dot_product_attention_math" not in kernels, kernels
