@@ -1,6 +1,7 @@
 """The documentation cannot rot: every ```python block of README.md and docs/*.md runs, each in a process of its own
 (forked from `doc_block_runner.py`, which imports torch and transformers once), in a fresh folder laid out as after
-`make demo` (a tiny saved model in `outputs/avcanet-demo`, a generated video with sound in `clip.mp4`), offline; every
+`make demo` (a tiny saved model in `outputs/avcanet-demo`, its ONNX export in `outputs/avcanet-onnx`, a generated
+video with sound in `clip.mp4`), offline; every
 relative link points to a file (and heading) that exists; every docs page is reachable from the README; the README
 stays one screen.
 
@@ -42,10 +43,15 @@ def runnable_blocks():
 
 @pytest.fixture(scope="module")
 def workspace_template(tmp_path_factory):
-    """What a snippet may rely on: `outputs/avcanet-demo` (model + processor, as `save_pretrained` writes them) and
-    `clip.mp4` (H.264 + AAC with a tone)."""
+    """What a snippet may rely on: `outputs/avcanet-demo` (model + processor, as `save_pretrained` writes them), its
+    ONNX export `outputs/avcanet-onnx` (as `examples/export_onnx.py` writes it) and `clip.mp4` (H.264 + AAC with a
+    tone)."""
     folder = tmp_path_factory.mktemp("docs-workspace")
     save_tiny_model(folder / "outputs" / "avcanet-demo")
+    sys.path.insert(0, str(REPOSITORY / "examples"))
+    import export_onnx
+
+    assert export_onnx.main([str(folder / "outputs" / "avcanet-demo"), str(folder / "outputs" / "avcanet-onnx")]) == 0
     make_video(folder / "clip.mp4", num_frames=48, fps=24, tone_start_s=0.0)
     return folder
 
