@@ -18,25 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import av
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from common import REPO, machine, markdown_table
+from common import REPO, audio_only_bytes, machine, markdown_table
 from datasets import Video
 
 from dataset_scripts.synthetic import generate_synthetic
-
-
-def audio_only_bytes(folder: Path) -> bytes:
-    path = folder / "audio_only.mp4"
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    return path.read_bytes()
 
 
 def write_sets(work: Path) -> dict[str, Path]:

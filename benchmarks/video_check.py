@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from common import DEFAULT_MEDIA_DIR, machine, markdown_table, media_file
+from common import DEFAULT_MEDIA_DIR, audio_only_bytes, machine, markdown_table, media_file
 from datasets import Video, load_dataset
 
 from dataset_scripts.synthetic import generate_synthetic
@@ -47,17 +47,7 @@ def distinct_clips(kind: str, count: int, folder: Path) -> list[bytes]:
 
 
 def bad_cells(good: bytes, folder: Path) -> list[bytes]:
-    import av
-    import numpy as np
-
-    audio_only = folder / "audio_only.mp4"
-    with av.open(str(audio_only), mode="w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    return [b"\x00garbage" * 400, good[: len(good) * 2 // 5], b"", audio_only.read_bytes()]
+    return [b"\x00garbage" * 400, good[: len(good) * 2 // 5], b"", audio_only_bytes(folder)]
 
 
 def write_parquet(folder: Path, rows: int, clips: list[bytes], bad: list[bytes], per_file: int = 500) -> int:
