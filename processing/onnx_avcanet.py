@@ -73,6 +73,7 @@ class AVCANetOnnxModel:
     """
 
     device = torch.device("cpu")  # where inputs go: onnxruntime takes host arrays, whatever its provider
+    input_modalities = ("video", "audio")
 
     def __init__(self, folder, file_name: str | None = None, int8: bool = False, providers=None, session_options=None):
         if onnxruntime is None:
@@ -91,11 +92,27 @@ class AVCANetOnnxModel:
         self.processor = AVCANetProcessor.from_pretrained(self.folder)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> "AVCANetOnnxModel":
-        return cls(folder, **kwargs)
+    def from_pretrained(
+        cls, folder: str | os.PathLike, *, file_name=None, int8=False, providers=None, session_options=None, **unused
+    ) -> "AVCANetOnnxModel":
+        """`unused`: what `AutoModelForVideoClassification.from_pretrained` passes along when an export's
+        `config.json` names this class (`config`, `revision`, `trust_remote_code`, `dtype`...): labels come from the
+        folder's `config.json`, and an export has one dtype."""
+        return cls(folder, file_name, int8, providers, session_options)
 
+    @classmethod
+    def register_for_auto_class(cls, auto_class="AutoModelForVideoClassification"):
+        """Called by the Auto class that loaded this class as remote code; the export's `config.json` names it."""
+
+    # What transformers' `Pipeline` asks of its model besides `config`, `device` and calling it.
     def eval(self) -> "AVCANetOnnxModel":  # nothing to switch: an export is always in inference mode
         return self
+
+    def to(self, *args, **kwargs) -> "AVCANetOnnxModel":  # the session's providers place it; inputs may be anywhere
+        return self
+
+    def can_generate(self) -> bool:
+        return False
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """The four outputs (`ONNX_OUTPUTS`) of a batch of processor outputs (tensors or arrays; other keys such as
@@ -105,7 +122,7 @@ class AVCANetOnnxModel:
             value = inputs.get(name)
             if value is None and name == "audio_mask":
                 value = np.ones(len(inputs["pixel_values_videos"]), dtype=np.int64)
-            value = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            value = value.numpy(force=True) if isinstance(value, torch.Tensor) else np.asarray(value)  # any device
             feed[name] = value.astype(np.int64 if name == "audio_mask" else np.float32, copy=False)
         return dict(zip(ONNX_OUTPUTS, self.session.run(list(ONNX_OUTPUTS), feed)))
 
