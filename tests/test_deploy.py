@@ -15,7 +15,7 @@ from media import make_video
 from saved_model import save_tiny_model
 
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
-from processing import AVCANetProcessor
+from processing import AVCANetProcessor, VideoDecodingError
 from processing.onnx_avcanet import ONNX_INPUTS, ONNX_OUTPUTS, AVCANetOnnxModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,3 +153,76 @@ def test_handler_answers_base64_bytes_and_bad_input(served, model_dir, onnx_dir,
     assert "unknown parameters" in handler({"inputs": video, "parameters": {"threshold": 0.5}})["error"]
     assert "inputs" in handler({"video": video})["error"]
     assert "empty" in handler({"inputs": b""})["error"]
+
+
+def assert_same_answer(actual, expected, where="answer"):
+    """The same keys, labels and flags, and every score within 1e-4 (the window answers round to 4 decimals)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), where
+        for key in expected:
+            assert_same_answer(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for index, (ours, theirs) in enumerate(zip(actual, expected)):
+            assert_same_answer(ours, theirs, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert abs(actual - expected) <= 1e-4 + 1e-9, (where, actual, expected)
+    else:
+        assert actual == expected and type(actual) is type(expected), (where, actual, expected)
+
+
+PIPELINE_CALLS = {  # name: (which videos, options)
+    "top_k": (0, {"top_k": 2}),
+    "timeline, no sound": (2, {"timeline": True}),
+    "batch": (slice(0, 4), {"top_k": 3, "batch_size": 2}),
+    "windows": (0, {"window_seconds": 1.0, "timeline": True}),
+    "views": (1, {"num_clips": 2, "top_k": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def pytorch_pipeline(model_dir):
+    from transformers import pipeline
+
+    return pipeline("video-classification", model=str(model_dir), trust_remote_code=True)
+
+
+def test_the_pipeline_runs_the_export_folder_with_the_pytorch_answers(onnx_dir, pytorch_pipeline, videos):
+    from transformers import pipeline
+
+    classifier = pipeline("video-classification", model=str(onnx_dir), trust_remote_code=True)
+    # the export's config names the onnxruntime model: no PyTorch model (nor its code or weights) on this path
+    assert type(classifier.model).__name__ == "AVCANetOnnxModel" and not isinstance(classifier.model, torch.nn.Module)
+    assert not list(onnx_dir.glob("modeling_*.py")) and not list(onnx_dir.glob("*.safetensors"))
+    assert type(classifier).__name__ == type(pytorch_pipeline).__name__ == "AVCANetVideoClassificationPipeline"
+    for name, (which, options) in PIPELINE_CALLS.items():
+        chosen = [str(path) for path in videos[which]] if isinstance(which, slice) else str(videos[which])
+        assert_same_answer(classifier(chosen, **options), pytorch_pipeline(chosen, **options), name)
+
+    for classify in (classifier, pytorch_pipeline):  # the same clear error, naming the file and the cause
+        with pytest.raises(ValueError, match="garbage.mp4': FFmpeg cannot open it") as raised:
+            classify(str(videos[-1]))
+        assert type(raised.value).__name__ == "VideoDecodingError"
+
+    quantized = pipeline("video-classification", model=str(onnx_dir), trust_remote_code=True,
+                         model_kwargs={"int8": True})  # fmt: skip
+    assert Path(quantized.model.session._model_path).name == "model_int8.onnx"
+    assert [set(label) for label in quantized(str(videos[0]), top_k=2)] == [
+        {"label", "score", "polarity", "audio", "truncated"}
+    ] * 2
+
+
+def test_the_pipeline_takes_an_onnx_model_object(onnx_dir, pytorch_pipeline, videos):
+    from transformers import pipeline
+
+    from processing.pipeline_avcanet import AVCANetVideoClassificationPipeline
+
+    model = AVCANetOnnxModel.from_pretrained(onnx_dir)
+    classifier = pipeline("video-classification", model=model, pipeline_class=AVCANetVideoClassificationPipeline)
+    assert classifier.model is model and classifier.processor is model.processor
+    for name in ("top_k", "batch", "windows"):
+        which, options = PIPELINE_CALLS[name]
+        chosen = [str(path) for path in videos[which]] if isinstance(which, slice) else str(videos[which])
+        assert_same_answer(classifier(chosen, **options), pytorch_pipeline(chosen, **options), name)
+    with pytest.raises(VideoDecodingError, match="garbage.mp4"):
+        classifier(str(videos[-1]))
