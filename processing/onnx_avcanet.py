@@ -10,9 +10,23 @@ model.predict(["a.mp4", b"<mp4 bytes>"], timeline=True)                     # on
 model.run(processor_outputs)                                                # numpy: logits, segment_logits, ...
 ```
 
-An export folder carries this file (the processor's code brings it along), so `transformers`'
-`get_class_from_dynamic_module("onnx_avcanet.AVCANetOnnxModel", folder)` loads it where the package is not installed;
-the Inference Endpoints `handler.py` does exactly that when the folder holds a `model.onnx`.
+transformers' `pipeline()` runs it too, with every option of the PyTorch pipeline (windows and views included):
+
+```python
+pipeline("video-classification", model="outputs/avcanet-onnx", trust_remote_code=True)   # model_kwargs={"int8": True}
+pipeline("video-classification", model=model, pipeline_class=AVCANetVideoClassificationPipeline)  # pipeline_avcanet
+```
+
+An export folder carries this file (the processor's code brings it along) and its `config.json` names this class as
+the folder's `AutoModelForVideoClassification` (`examples/export_onnx.py` writes it so), so the Auto class, and with
+it `pipeline()` on the folder, loads an `AVCANetOnnxModel` as remote code, the package not installed, and no PyTorch
+model. For that the class has what transformers asks of a model besides `from_pretrained`: `config` (id2label,
+num_labels, label_polarities), `device`, `to()` and `eval()` (both no-ops: onnxruntime's providers place the session),
+`can_generate()`, `register_for_auto_class()`, and a call with the processor's outputs. A model object needs
+`pipeline_class=`: `pipeline()` picks the class from the task before it looks at the model, and reads the AV-CANet
+pipeline's name (`custom_pipelines`) only from a folder's `config.json`. The Inference Endpoints `handler.py` loads
+this class with `get_class_from_dynamic_module("onnx_avcanet.AVCANetOnnxModel", folder)` when the folder holds a
+`model.onnx`.
 """
 
 import json
