@@ -111,7 +111,14 @@ class AVCANetOnnxModel:
     ) -> "AVCANetOnnxModel":
         """`unused`: what `AutoModelForVideoClassification.from_pretrained` passes along when an export's
         `config.json` names this class (`config`, `revision`, `trust_remote_code`, `dtype`...): labels come from the
-        folder's `config.json`, and an export has one dtype."""
+        folder's `config.json`, and an export has one dtype. `folder` may be a Hub repository id: its JSON and code
+        files and the one ONNX file are downloaded (`revision`, `token`, `cache_dir` as `from_pretrained` takes them)."""
+        if not Path(folder).is_dir():
+            from huggingface_hub import snapshot_download
+
+            patterns = ["*.json", "*.py", file_name or ("model_int8.onnx" if int8 else "model.onnx")]
+            hub = {name: unused.get(name) for name in ("revision", "token", "cache_dir")}
+            folder = snapshot_download(str(folder), allow_patterns=patterns, **hub)
         return cls(folder, file_name, int8, providers, session_options)
 
     @classmethod

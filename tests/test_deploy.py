@@ -4,6 +4,9 @@
 import base64
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -226,3 +229,26 @@ def test_the_pipeline_takes_an_onnx_model_object(onnx_dir, pytorch_pipeline, vid
         assert_same_answer(classifier(chosen, **options), pytorch_pipeline(chosen, **options), name)
     with pytest.raises(VideoDecodingError, match="garbage.mp4"):
         classifier(str(videos[-1]))
+
+
+def test_the_pipeline_runs_an_export_from_the_hub(onnx_dir, videos, tmp_path):
+    """A Hub repository holding an export (here: in the local Hub cache, offline) runs as the folder does; its
+    `AVCANetOnnxModel` fetches the one ONNX file it needs."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repository = tmp_path / "hub" / "models--me--avcanet-onnx"
+    shutil.copytree(onnx_dir, repository / "snapshots" / commit)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(commit)
+    code = (
+        "import json, sys\nfrom transformers import pipeline\n"
+        "classifier = pipeline('video-classification', model='me/avcanet-onnx', trust_remote_code=True)\n"
+        "print(json.dumps([type(classifier.model).__name__, classifier(sys.argv[1], top_k=2)]))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
+    environment |= {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", code, str(videos[0])], env=environment, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    name, answer = json.loads(result.stdout.splitlines()[-1])
+    assert name == "AVCANetOnnxModel"
+    assert_same_answer(answer, AVCANetOnnxModel.from_pretrained(onnx_dir).predict(str(videos[0]), top_k=2))
