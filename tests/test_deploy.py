@@ -129,6 +129,9 @@ def test_predict_with_onnx_writes_the_lines_of_the_pytorch_model(onnx_dir, model
         assert [entry["label"] for entry in ours["timeline"]] == [entry["label"] for entry in theirs["timeline"]]
     assert predict.main(["--onnx", str(onnx_dir), paths[0], "--int8", "--output", str(tmp_path / "int8.jsonl")]) == 0
     assert "labels" in json.loads((tmp_path / "int8.jsonl").read_text())
+    windows = tmp_path / "windows.jsonl"  # window inference runs the export too (2 s clip, 1 s windows)
+    assert predict.main(["--onnx", str(onnx_dir), paths[0], "--window_seconds", "1", "--output", str(windows)]) == 0
+    assert [entry["start"] for entry in json.loads(windows.read_text())["windows"]] == [0.0, 1.0]
 
 
 def load_handler(folder):
