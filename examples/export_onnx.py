@@ -10,7 +10,8 @@ OUTPUT_DIR receives `model.onnx` (PyTorch's dynamo exporter, dynamic batch axis;
 `input_features`, `audio_mask` as the processor names them; outputs `logits`, `segment_logits`,
 `audio_segment_logits`, `visual_segment_logits`), the model's `config.json` and the processor's files (with their code,
 `handler.py` included), so the folder is served as it is by `processing.onnx_avcanet.AVCANetOnnxModel`, by
-`predict.py --onnx` and by an Inference Endpoint. The check runs a batch of generated H.264+AAC clips (one without
+`pipeline("video-classification", model=OUTPUT_DIR, trust_remote_code=True)` (its `config.json` names
+`AVCANetOnnxModel` as the model class), by `predict.py --onnx` and by an Inference Endpoint. The check runs a batch of generated H.264+AAC clips (one without
 sound) through the processor, then both models, and fails (exit status 1) when any output differs by more than
 `--tolerance` (1e-4). With `--int8`, `model_int8.onnx` is onnxruntime's static QDQ quantization calibrated on such clips
 or its dynamic quantization (`--int8_method`): `auto` tries both and keeps the fastest that agrees with the fp32 top-1
@@ -18,6 +19,8 @@ on at least 98 % of the clips.
 """
 
 import argparse
+import inspect
+import json
 import logging
 import shutil
 import statistics
@@ -28,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForVideoClassification, AutoProcessor
+from transformers import AutoModelForVideoClassification
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere: the repo's packages
 from dataset_scripts.synthetic import generate_synthetic  # noqa: E402
+from processing import AVCANetProcessor  # noqa: E402
 from processing.onnx_avcanet import ONNX_INPUTS, ONNX_OUTPUTS  # noqa: E402
 
 AGREEMENT_TARGET = 0.98
-PROCESSING_DIR = Path(__file__).resolve().parent.parent / "processing"
 
 
 class AVCANetExportWrapper(torch.nn.Module):
@@ -49,6 +52,18 @@ class AVCANetExportWrapper(torch.nn.Module):
         outputs = self.model(pixel_values_videos=pixel_values_videos, input_features=input_features,
                              audio_mask=audio_mask, return_dict=True)  # fmt: skip
         return tuple(outputs[name] for name in ONNX_OUTPUTS)
+
+
+def write_config(config, output_dir: Path) -> None:
+    """The model's `config.json`, with its code, whose `auto_map` names `AVCANetOnnxModel` as the folder's
+    `AutoModelForVideoClassification`: `pipeline("video-classification", model=output_dir, trust_remote_code=True)`
+    then runs the export, its pipeline class still the one `custom_pipelines` names (no PyTorch model code here)."""
+    config.to_json_file(output_dir / "config.json")
+    saved = json.loads((output_dir / "config.json").read_text())
+    saved["auto_map"] = {"AutoConfig": saved["auto_map"]["AutoConfig"],
+                         "AutoModelForVideoClassification": "onnx_avcanet.AVCANetOnnxModel"}  # fmt: skip
+    (output_dir / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    shutil.copy(inspect.getfile(type(config)), output_dir)  # configuration_avcanet.py: AutoConfig's remote code
 
 
 def make_clips(folder, per_class: int = 1, missing_audio_fraction: float = 0.25, seed: int = 1234) -> list[str]:
@@ -213,17 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = AutoModelForVideoClassification.from_pretrained(args.model, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    # this package's processor class, so the folder gets this package's code: the `onnx_avcanet.AVCANetOnnxModel`
+    # its config names, `handler.py`, the pipeline (a folder saved by an older version may lack or predate them)
+    processor = AVCANetProcessor.from_pretrained(args.model)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="avcanet-export-"))
     try:
         check_inputs = processor_inputs(processor, make_clips(scratch / "check", per_class=1))  # 4 clips, 1 silent
         path = export(model, check_inputs, args.output_dir / "model.onnx", args.opset)
-        model.config.to_json_file(args.output_dir / "config.json")
+        write_config(model.config, args.output_dir)
         processor.save_pretrained(args.output_dir)  # its files and code (handler.py, onnx_avcanet.py) beside the model
-        for name in ("handler.py", "onnx_avcanet.py"):  # a folder saved before these files existed lacks them
-            if not (args.output_dir / name).exists():
-                shutil.copy(PROCESSING_DIR / name, args.output_dir / name)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
         fp32_session = session(path)

@@ -10,9 +10,23 @@ model.predict(["a.mp4", b"<mp4 bytes>"], timeline=True)                     # on
 model.run(processor_outputs)                                                # numpy: logits, segment_logits, ...
 ```
 
-An export folder carries this file (the processor's code brings it along), so `transformers`'
-`get_class_from_dynamic_module("onnx_avcanet.AVCANetOnnxModel", folder)` loads it where the package is not installed;
-the Inference Endpoints `handler.py` does exactly that when the folder holds a `model.onnx`.
+transformers' `pipeline()` runs it too, with every option of the PyTorch pipeline (windows and views included):
+
+```python
+pipeline("video-classification", model="outputs/avcanet-onnx", trust_remote_code=True)   # model_kwargs={"int8": True}
+pipeline("video-classification", model=model, pipeline_class=AVCANetVideoClassificationPipeline)  # pipeline_avcanet
+```
+
+An export folder carries this file (the processor's code brings it along) and its `config.json` names this class as
+the folder's `AutoModelForVideoClassification` (`examples/export_onnx.py` writes it so), so the Auto class, and with
+it `pipeline()` on the folder, loads an `AVCANetOnnxModel` as remote code, the package not installed, and no PyTorch
+model. For that the class has what transformers asks of a model besides `from_pretrained`: `config` (id2label,
+num_labels, label_polarities), `device`, `to()` and `eval()` (both no-ops: onnxruntime's providers place the session),
+`can_generate()`, `register_for_auto_class()`, and a call with the processor's outputs. A model object needs
+`pipeline_class=`: `pipeline()` picks the class from the task before it looks at the model, and reads the AV-CANet
+pipeline's name (`custom_pipelines`) only from a folder's `config.json`. The Inference Endpoints `handler.py` loads
+this class with `get_class_from_dynamic_module("onnx_avcanet.AVCANetOnnxModel", folder)` when the folder holds a
+`model.onnx`.
 """
 
 import json
@@ -73,6 +87,7 @@ class AVCANetOnnxModel:
     """
 
     device = torch.device("cpu")  # where inputs go: onnxruntime takes host arrays, whatever its provider
+    input_modalities = ("video", "audio")
 
     def __init__(self, folder, file_name: str | None = None, int8: bool = False, providers=None, session_options=None):
         if onnxruntime is None:
@@ -91,11 +106,34 @@ class AVCANetOnnxModel:
         self.processor = AVCANetProcessor.from_pretrained(self.folder)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **kwargs) -> "AVCANetOnnxModel":
-        return cls(folder, **kwargs)
+    def from_pretrained(
+        cls, folder: str | os.PathLike, *, file_name=None, int8=False, providers=None, session_options=None, **unused
+    ) -> "AVCANetOnnxModel":
+        """`unused`: what `AutoModelForVideoClassification.from_pretrained` passes along when an export's
+        `config.json` names this class (`config`, `revision`, `trust_remote_code`, `dtype`...): labels come from the
+        folder's `config.json`, and an export has one dtype. `folder` may be a Hub repository id: its JSON and code
+        files and the one ONNX file are downloaded (`revision`, `token`, `cache_dir` as `from_pretrained` takes them)."""
+        if not Path(folder).is_dir():
+            from huggingface_hub import snapshot_download
 
+            patterns = ["*.json", "*.py", file_name or ("model_int8.onnx" if int8 else "model.onnx")]
+            hub = {name: unused.get(name) for name in ("revision", "token", "cache_dir")}
+            folder = snapshot_download(str(folder), allow_patterns=patterns, **hub)
+        return cls(folder, file_name, int8, providers, session_options)
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class="AutoModelForVideoClassification"):
+        """Called by the Auto class that loaded this class as remote code; the export's `config.json` names it."""
+
+    # What transformers' `Pipeline` asks of its model besides `config`, `device` and calling it.
     def eval(self) -> "AVCANetOnnxModel":  # nothing to switch: an export is always in inference mode
         return self
+
+    def to(self, *args, **kwargs) -> "AVCANetOnnxModel":  # the session's providers place it; inputs may be anywhere
+        return self
+
+    def can_generate(self) -> bool:
+        return False
 
     def run(self, inputs) -> dict[str, np.ndarray]:
         """The four outputs (`ONNX_OUTPUTS`) of a batch of processor outputs (tensors or arrays; other keys such as
@@ -105,7 +143,7 @@ class AVCANetOnnxModel:
             value = inputs.get(name)
             if value is None and name == "audio_mask":
                 value = np.ones(len(inputs["pixel_values_videos"]), dtype=np.int64)
-            value = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            value = value.numpy(force=True) if isinstance(value, torch.Tensor) else np.asarray(value)  # any device
             feed[name] = value.astype(np.int64 if name == "audio_mask" else np.float32, copy=False)
         return dict(zip(ONNX_OUTPUTS, self.session.run(list(ONNX_OUTPUTS), feed)))
 

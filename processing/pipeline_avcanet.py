@@ -113,6 +113,8 @@ class AVCANetVideoClassificationPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.processor is None:  # an `AVCANetOnnxModel` passed as the model object carries its processor
+            self.processor = getattr(self.model, "processor", None)
         if self.processor is None:
             raise ValueError(
                 "The AV-CANet pipeline needs the model's processor (AutoProcessor) in the same folder or repository, "

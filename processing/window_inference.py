@@ -55,7 +55,7 @@ def classify_in_windows(
         frames in all temporal views).
     """
     config = model.config
-    device = next(model.parameters()).device
+    device = model.device  # an `AVCANetOnnxModel` has no parameters: it says the CPU
     views = num_clips * num_crops
     window_parts, segment_parts, has_audio = [], [], False
     batches = processor.iter_windows(video, window_seconds, window_stride, num_clips, num_crops, batch_size)

@@ -4,6 +4,9 @@
 import base64
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from media import make_video
 from saved_model import save_tiny_model
 
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
-from processing import AVCANetProcessor
+from processing import AVCANetProcessor, VideoDecodingError
 from processing.onnx_avcanet import ONNX_INPUTS, ONNX_OUTPUTS, AVCANetOnnxModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +129,9 @@ def test_predict_with_onnx_writes_the_lines_of_the_pytorch_model(onnx_dir, model
         assert [entry["label"] for entry in ours["timeline"]] == [entry["label"] for entry in theirs["timeline"]]
     assert predict.main(["--onnx", str(onnx_dir), paths[0], "--int8", "--output", str(tmp_path / "int8.jsonl")]) == 0
     assert "labels" in json.loads((tmp_path / "int8.jsonl").read_text())
+    windows = tmp_path / "windows.jsonl"  # window inference runs the export too (2 s clip, 1 s windows)
+    assert predict.main(["--onnx", str(onnx_dir), paths[0], "--window_seconds", "1", "--output", str(windows)]) == 0
+    assert [entry["start"] for entry in json.loads(windows.read_text())["windows"]] == [0.0, 1.0]
 
 
 def load_handler(folder):
@@ -153,3 +159,99 @@ def test_handler_answers_base64_bytes_and_bad_input(served, model_dir, onnx_dir,
     assert "unknown parameters" in handler({"inputs": video, "parameters": {"threshold": 0.5}})["error"]
     assert "inputs" in handler({"video": video})["error"]
     assert "empty" in handler({"inputs": b""})["error"]
+
+
+def assert_same_answer(actual, expected, where="answer"):
+    """The same keys, labels and flags, and every score within 1e-4 (the window answers round to 4 decimals)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), where
+        for key in expected:
+            assert_same_answer(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for index, (ours, theirs) in enumerate(zip(actual, expected)):
+            assert_same_answer(ours, theirs, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert abs(actual - expected) <= 1e-4 + 1e-9, (where, actual, expected)
+    else:
+        assert actual == expected and type(actual) is type(expected), (where, actual, expected)
+
+
+PIPELINE_CALLS = {  # name: (which videos, options)
+    "top_k": (0, {"top_k": 2}),
+    "timeline, no sound": (2, {"timeline": True}),
+    "batch": (slice(0, 4), {"top_k": 3, "batch_size": 2}),
+    "windows": (0, {"window_seconds": 1.0, "timeline": True}),
+    "views": (1, {"num_clips": 2, "top_k": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def pytorch_pipeline(model_dir):
+    from transformers import pipeline
+
+    return pipeline("video-classification", model=str(model_dir), trust_remote_code=True)
+
+
+def test_the_pipeline_runs_the_export_folder_with_the_pytorch_answers(onnx_dir, pytorch_pipeline, videos):
+    from transformers import pipeline
+
+    classifier = pipeline("video-classification", model=str(onnx_dir), trust_remote_code=True)
+    # the export's config names the onnxruntime model: no PyTorch model (nor its code or weights) on this path
+    assert type(classifier.model).__name__ == "AVCANetOnnxModel" and not isinstance(classifier.model, torch.nn.Module)
+    assert not list(onnx_dir.glob("modeling_*.py")) and not list(onnx_dir.glob("*.safetensors"))
+    assert type(classifier).__name__ == type(pytorch_pipeline).__name__ == "AVCANetVideoClassificationPipeline"
+    for name, (which, options) in PIPELINE_CALLS.items():
+        chosen = [str(path) for path in videos[which]] if isinstance(which, slice) else str(videos[which])
+        assert_same_answer(classifier(chosen, **options), pytorch_pipeline(chosen, **options), name)
+
+    for classify in (classifier, pytorch_pipeline):  # the same clear error, naming the file and the cause
+        with pytest.raises(ValueError, match="garbage.mp4': FFmpeg cannot open it") as raised:
+            classify(str(videos[-1]))
+        assert type(raised.value).__name__ == "VideoDecodingError"
+
+    quantized = pipeline("video-classification", model=str(onnx_dir), trust_remote_code=True,
+                         model_kwargs={"int8": True})  # fmt: skip
+    assert Path(quantized.model.session._model_path).name == "model_int8.onnx"
+    assert [set(label) for label in quantized(str(videos[0]), top_k=2)] == [
+        {"label", "score", "polarity", "audio", "truncated"}
+    ] * 2
+
+
+def test_the_pipeline_takes_an_onnx_model_object(onnx_dir, pytorch_pipeline, videos):
+    from transformers import pipeline
+
+    from processing.pipeline_avcanet import AVCANetVideoClassificationPipeline
+
+    model = AVCANetOnnxModel.from_pretrained(onnx_dir)
+    classifier = pipeline("video-classification", model=model, pipeline_class=AVCANetVideoClassificationPipeline)
+    assert classifier.model is model and classifier.processor is model.processor
+    for name in ("top_k", "batch", "windows"):
+        which, options = PIPELINE_CALLS[name]
+        chosen = [str(path) for path in videos[which]] if isinstance(which, slice) else str(videos[which])
+        assert_same_answer(classifier(chosen, **options), pytorch_pipeline(chosen, **options), name)
+    with pytest.raises(VideoDecodingError, match="garbage.mp4"):
+        classifier(str(videos[-1]))
+
+
+def test_the_pipeline_runs_an_export_from_the_hub(onnx_dir, videos, tmp_path):
+    """A Hub repository holding an export (here: in the local Hub cache, offline) runs as the folder does; its
+    `AVCANetOnnxModel` fetches the one ONNX file it needs."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repository = tmp_path / "hub" / "models--me--avcanet-onnx"
+    shutil.copytree(onnx_dir, repository / "snapshots" / commit)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(commit)
+    code = (
+        "import json, sys\nfrom transformers import pipeline\n"
+        "classifier = pipeline('video-classification', model='me/avcanet-onnx', trust_remote_code=True)\n"
+        "print(json.dumps([type(classifier.model).__name__, classifier(sys.argv[1], top_k=2)]))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
+    environment |= {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", code, str(videos[0])], env=environment, capture_output=True,
+                            text=True, timeout=300, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    name, answer = json.loads(result.stdout.splitlines()[-1])
+    assert name == "AVCANetOnnxModel"
+    assert_same_answer(answer, AVCANetOnnxModel.from_pretrained(onnx_dir).predict(str(videos[0]), top_k=2))
