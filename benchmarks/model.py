@@ -17,7 +17,8 @@ Inputs: AV-CANet 16 x 8 frames at 112 px + 128 mel bins x 16 x 64 frames (the pr
 
     python benchmarks/model.py                   # 2 rounds, 3 timed steps each (~6 min on 2 CPU cores)
     python benchmarks/model.py --quick           # 1 round, batch 1, 1 timed step, no part breakdown (< 1 min)
-    python benchmarks/model.py --batch-size 1 --thp both --models avcanet videomae  # with/without huge pages
+    python benchmarks/model.py --batch-size 1 --allocator default thp --models avcanet videomae  # huge pages or not
+    python benchmarks/model.py --models avcanet videomae --allocator default keep-freed --no-inference --no-parts
     python benchmarks/model.py --device cuda --bf16 --compile --batch-size 16 --find-max-batch
     # the training-step matrix of issue 21: batches 1/2/4, fp32 and bf16, with and without gradient checkpointing
     python benchmarks/model.py --models avcanet videomae --batch-size 1 2 4 --precision both --checkpointing both \
@@ -42,7 +43,11 @@ import torch
 from common import machine, markdown_table, median, peak_rss_mib
 
 MODELS = ("avcanet", "avcanet-torchvision-attention", "videomae")
-THP = "+thp"  # a child started with THP_MEM_ALLOC_ENABLE=1: torch's CPU allocator asks for transparent huge pages
+# How a child's host memory is allocated (`--allocator`), and the suffix of its variant's name: glibc's malloc as it
+# comes; "thp": started with THP_MEM_ALLOC_ENABLE=1 (torch's CPU allocator asks for transparent huge pages);
+# "keep-freed": examples/host_memory.py `keep_freed_memory()` first, as examples/train.py does
+ALLOCATORS = {"default": "", "thp": "+thp", "keep-freed": "+keep-freed"}
+ALLOCATOR_TITLES = {"+thp": ", THP_MEM_ALLOC_ENABLE=1", "+keep-freed": ", freed memory kept (train.py)"}
 FORWARD_ONLY = ()  # models measured without a training step (none since the fused attention has a training path)
 
 
@@ -127,6 +132,11 @@ def peak_memory_mib(device) -> float:
 
 
 def measure(args) -> dict:
+    if args.keep_freed_memory:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+        from host_memory import keep_freed_memory
+
+        assert keep_freed_memory(), "--allocator keep-freed needs glibc"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -381,16 +391,18 @@ def main():
     parser.add_argument("--compile", action="store_true", help="torch.compile the models")
     parser.add_argument("--find-max-batch", action="store_true", help="GPU only: the largest training batch that fits")
     parser.add_argument(
-        "--thp",
-        choices=["off", "on", "both"],
-        default="off",
-        help="start the children with THP_MEM_ALLOC_ENABLE=1 (torch's CPU allocator then uses "
-        "transparent huge pages: far fewer page faults); both: each model with and without",
+        "--allocator",
+        nargs="+",
+        choices=list(ALLOCATORS),
+        default=["default"],
+        help="host memory of the children, one child each: glibc's malloc as it comes (default), thp (torch's CPU "
+        "allocator asks for transparent huge pages), keep-freed (glibc keeps freed memory, as examples/train.py sets)",
     )
     parser.add_argument("--no-parts", dest="parts", action="store_false", help="skip AV-CANet's part breakdown")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--gradient-checkpointing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.batch_size = (args.batch_size or [2])[0]
@@ -413,14 +425,14 @@ def main():
     for batch_size in args.batch_size:
         for precision in ("fp32", "bf16") if args.precision == "both" else (args.precision,):
             for checkpointing in (False, True) if args.checkpointing == "both" else (args.checkpointing == "on",):
-                for thp in (False, True) if args.thp == "both" else (args.thp == "on",):
+                for allocator in args.allocator:
                     for name in args.models:
-                        key = variant_key(name, batch_size, precision, checkpointing, thp)
-                        variants.append((key, name, batch_size, precision, checkpointing, thp))
+                        key = variant_key(name + ALLOCATORS[allocator], batch_size, precision, checkpointing)
+                        variants.append((key, name, batch_size, precision, checkpointing, allocator))
     runs = {variant[0]: [] for variant in variants}
     first = True
     for round_index in range(args.rounds):
-        for key, name, batch_size, precision, checkpointing, thp in variants:
+        for key, name, batch_size, precision, checkpointing, allocator in variants:
             start = time.perf_counter()
             command = [sys.executable, __file__, "--child", name, "--device", args.device, "--threads",
                        str(args.threads), "--batch-size", str(batch_size), "--repeats", str(args.repeats),
@@ -432,7 +444,8 @@ def main():
             if not (args.parts and first and name == "avcanet"):
                 command.append("--no-parts")  # the breakdown once is enough
             first = first and not (args.parts and name == "avcanet")
-            env = dict(os.environ, THP_MEM_ALLOC_ENABLE="1") if thp else None
+            command += ["--keep-freed-memory"] * (allocator == "keep-freed")
+            env = dict(os.environ, THP_MEM_ALLOC_ENABLE="1") if allocator == "thp" else None
             completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
             if completed.returncode != 0:
                 sys.exit(f"{key} failed:\n{completed.stderr[-3000:]}")
@@ -446,8 +459,8 @@ def main():
                                          "summary": summary, "runs": runs}, indent=2, default=str))  # fmt: skip
 
 
-def variant_key(name: str, batch_size: int, precision: str, checkpointing: bool, thp: bool = False) -> str:
-    return f"{name}{THP * thp}|batch {batch_size}|{precision}|{'checkpointing' if checkpointing else 'no checkpointing'}"
+def variant_key(name: str, batch_size: int, precision: str, checkpointing: bool) -> str:
+    return f"{name}|batch {batch_size}|{precision}|{'checkpointing' if checkpointing else 'no checkpointing'}"
 
 
 def summarize(child_runs: list[dict], batch_size: int) -> dict:
@@ -487,7 +500,8 @@ def report(summary: dict, args):
     rows = []
     for key, result in summary.items():
         name, batch, precision, checkpointing = key.split("|")
-        title = NAMES[name.removesuffix(THP)] + (", THP_MEM_ALLOC_ENABLE=1" if name.endswith(THP) else "")
+        model, suffix = name.split("+")[0], name[len(name.split("+")[0]) :]
+        title = NAMES[model] + ALLOCATOR_TITLES.get(suffix, "")
         trained = "train_step_s" in result
         rows.append([title, batch.removeprefix("batch "), precision, "yes" if checkpointing == "checkpointing" else "no",
                      f"{result['params_m']:.1f} M", f"{result['forward_s']:.2f}",
@@ -583,6 +597,22 @@ def ratio_lines(summary: dict) -> list[str]:
                     lines.append(f"fused training attention, batch {batch} {precision}"
                                  f"{', checkpointing' if checkpointing else ''}: step {before[0]:.2f} -> {after[0]:.2f} s, "
                                  f"peak {before[1]:.0f} -> {after[1]:.0f} MiB")  # fmt: skip
+    for suffix in ALLOCATORS.values():
+        for batch in batches:
+            for precision in ("fp32", "bf16"):
+                for checkpointing in (False, True):
+                    ours, theirs = (get(name + suffix, batch, precision, checkpointing, "train_step_s")
+                                    for name in ("avcanet", "videomae"))  # fmt: skip
+                    ours_before, theirs_before = (get(name, batch, precision, checkpointing, "train_step_s")
+                                                  for name in ("avcanet", "videomae"))  # fmt: skip
+                    if suffix and ours and ours_before:
+                        line = (f"allocator {suffix[1:]}, batch {batch} {precision}"
+                                f"{', checkpointing' if checkpointing else ''}: AV-CANet step x{ours / ours_before:.2f}")
+                        if theirs and theirs_before:
+                            line += (f", VideoMAE step x{theirs / theirs_before:.2f}; AV-CANet / VideoMAE training "
+                                     f"throughput x{theirs / ours:.2f} (both {suffix[1:]}), x{theirs_before / ours:.2f} "
+                                     "(VideoMAE as it comes)")
+                        lines.append(line)  # fmt: skip
     return lines
 
 

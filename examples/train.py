@@ -40,6 +40,7 @@ from collator import ProcessingCollator
 from dataset_scripts import check_prepared_dataset, generate_synthetic, load_training_data, node_share, save_dataset
 from dataset_scripts.synthetic import LABEL_POLARITIES as SYNTHETIC_LABEL_POLARITIES
 from dataset_scripts.video_folder import read_label_polarities_argument
+from host_memory import keep_freed_memory
 from long_runs import LongRunTrainerMixin
 from metrics.emotion_metrics import confusion_matrix, make_compute_metrics, save_confusion_matrix
 from modeling_avcanet import AVCANetConfig, AVCANetForVideoClassification
@@ -573,4 +574,5 @@ def report_test_set(trainer: Trainer, prediction, output_dir: str, repo_id: str 
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # a CPU step ~16 % shorter (glibc): the next step reuses the pages this one frees
     main()

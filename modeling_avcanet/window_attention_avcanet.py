@@ -5,7 +5,8 @@ gradient of the additive mask (the relative-position bias) as well, and keeps no
 PyTorch's fused SDPA kernels on CPU return no gradient for `attn_mask`, and torchvision's unfused computation keeps
 every window's scores and probabilities (B * windows x heads x tokens x tokens, ~240 MB per tensor at batch 2 in the
 first Swin stage of the default model) alive until the backward pass. `AVCANetWindowAttentionFunction` saves only the
-query, key, value and output, as flash attention does, and recomputes the probabilities clip by clip in the backward.
+query, key, value and output, as flash attention does, and recomputes the probabilities clip by clip in the backward;
+its output is laid out so that the output projection's saved input is the same tensor, not a copy.
 """
 
 import torch
@@ -36,7 +37,12 @@ class AVCANetWindowAttentionFunction(torch.autograd.Function):
         chunk = clips_per_chunk(num_windows, mask[0].numel()) if num_windows > 1 else clips
         # detached: a mask that requires grad sends PyTorch's CPU SDPA to its unfused math path (2.5x slower here)
         attn_mask = mask.detach().to(query.dtype)
-        output = torch.empty_like(query)
+        # written token-major, (clips * windows, tokens, heads, head_dim), and returned as its (.., heads, tokens, ..)
+        # view: the caller's `transpose(1, 2).reshape(..., channels)` is then a view, and the output projection keeps
+        # this tensor for its backward pass, not a second copy of it (`empty_like` of the permuted query did the same
+        # by accident of its strides)
+        batch_windows, heads, tokens, head_dim = query.shape
+        output = query.new_empty(batch_windows, tokens, heads, head_dim).transpose(1, 2)
         for start in range(0, clips, chunk):
             rows = slice(start * num_windows, min(clips, start + chunk) * num_windows)
             # (windows, heads, N, N) -> (chunk * windows, heads, N, N): windows are clip-major
